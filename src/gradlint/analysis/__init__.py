@@ -1,0 +1,1 @@
+"""Gradient-flow analysis: recognise gradient events in a CST and follow them along paths."""

@@ -1,0 +1,226 @@
+"""Recognise gradient events in a CST: backward, update and reset, with the objects they touch.
+
+Recognition is syntactic and uses the module's `Knowledge`; it never follows paths (that is
+`flow`'s job). `Names` maps local names to what they stand for (a callee's parameters bound to
+the caller's objects, the loop variable of a loop over a model's parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from gradlint.analysis.owners import Knowledge, strip_wrapper
+from gradlint.analysis.syntax import code_of, dotted, last_name, names_in
+
+_IN_PLACE_UPDATES = frozenset(
+    {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
+)
+_BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where an event happens. Compared by position; `node` is kept for fixes."""
+
+    line: int
+    col: int  # 0-based
+    label: str  # short source text, e.g. `opt.step()`
+    node: cst.CSTNode | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """What a loop variable over parameters stands for: a model's parameters or named tensors."""
+
+    models: tuple[str, ...] = ()
+    tensors: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return ",".join(f"{m}.parameters()" for m in self.models) or ",".join(self.tensors)
+
+
+@dataclass(frozen=True)
+class Backward:
+    site: Site
+
+
+@dataclass(frozen=True)
+class Update:
+    owners: tuple[str, ...]
+    site: Site
+    zeroes_after: bool = False  # DeepSpeed engines zero gradients inside step()
+    closure: cst.BaseExpression | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Reset:
+    site: Site
+    optimizer: str | None = None  # opt.zero_grad()
+    models: tuple[str, ...] = ()  # model.zero_grad(), loops over model.parameters()
+    tensors: tuple[str, ...] = ()  # w.grad = None, w.grad.zero_()
+
+
+Event = Backward | Update | Reset
+
+
+@dataclass(frozen=True)
+class Names:
+    """Local names bound to something else while a body is interpreted."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    params: dict[str, ParamGroup] = field(default_factory=dict)
+
+    def resolve(self, text: str) -> str:
+        head, dot, rest = text.partition(".")
+        if head in self.aliases:
+            return self.aliases[head] + dot + rest
+        return text
+
+
+def owner_keys(knowledge: Knowledge, names: Names, target: str) -> tuple[str, ...]:
+    """The owners a tensor expression stands for (a parameter loop variable expands)."""
+    group = names.params.get(target)
+    if group is not None:
+        return (group.key,) if group.models else group.tensors
+    return (names.resolve(target),)
+
+
+class Recognizer:
+    """Turns statements and calls into events for one module."""
+
+    def __init__(self, knowledge: Knowledge, positions: dict[cst.CSTNode, tuple[int, int]]):
+        self.knowledge = knowledge
+        self.positions = positions
+
+    def site(self, node: cst.CSTNode) -> Site:
+        line, col = self.positions.get(node, (0, 0))
+        label = code_of(node)
+        if len(label) > 60:
+            label = label[:57] + "..."
+        return Site(line, col, label, node)
+
+    # calls ---------------------------------------------------------------------------------
+    def call(self, call: cst.Call, names: Names) -> Event | None:
+        func = call.func
+        method = last_name(func)
+        if method is None:
+            return None
+        receiver_node = func.value if isinstance(func, cst.Attribute) else None
+        receiver = names.resolve(code_of(receiver_node)) if receiver_node is not None else None
+
+        if method in _BACKWARD_FUNCTIONS:
+            return Backward(self.site(call))
+        if method == "step" and receiver is not None:
+            return self._step(call, receiver, names)
+        if method == "zero_grad" and receiver is not None:
+            if receiver in self.knowledge.engines:
+                return None
+            if self.knowledge.is_optimizer(receiver):
+                return Reset(self.site(call), optimizer=receiver)
+            group = names.params.get(receiver)
+            if group is not None:
+                return Reset(self.site(call), models=group.models, tensors=group.tensors)
+            return Reset(self.site(call), models=(self.knowledge.model(receiver),))
+        if receiver_node is not None:
+            return self._tensor_method(call, method, receiver_node, names)
+        return None
+
+    def _step(self, call: cst.Call, receiver: str, names: Names) -> Event | None:
+        if receiver in self.knowledge.engines:
+            return Update((receiver,), self.site(call), zeroes_after=True)
+        if "scaler" in receiver.lower() and call.args:
+            # scaler.step(opt): an update of the optimizer it is given
+            target = dotted(call.args[0].value)
+            if target is None:
+                return None
+            return Update((names.resolve(target),), self.site(call))
+        if not self.knowledge.is_optimizer(receiver):
+            return None
+        closure = None
+        for arg in call.args:
+            if arg.keyword is None or arg.keyword.value == "closure":
+                closure = arg.value
+                break
+        return Update((receiver,), self.site(call), closure=closure)
+
+    def _tensor_method(
+        self, call: cst.Call, method: str, receiver_node: cst.BaseExpression, names: Names
+    ) -> Event | None:
+        """`w.grad.zero_()` resets; `w.data.sub_(lr * w.grad)` updates."""
+        chain = dotted(receiver_node)
+        if chain is None:
+            return None
+        if method in ("zero_", "fill_", "mul_") and (
+            chain.endswith(".grad") or chain.endswith(".grad.data")
+        ):
+            if method != "zero_" and not _zero_argument(call):
+                return None
+            tensor = chain[: chain.rindex(".grad")]
+            return self._reset_tensor(call, tensor, names)
+        if method in _IN_PLACE_UPDATES:
+            tensor = chain[: -len(".data")] if chain.endswith(".data") else chain
+            if f"{tensor}.grad" in names_in(call):
+                return self._update_tensor(call, tensor, names)
+        return None
+
+    # statements ----------------------------------------------------------------------------
+    def assignment(
+        self, node: cst.Assign | cst.AugAssign | cst.Del, names: Names
+    ) -> list[Event]:
+        """Events made by the assignment itself (calls in its value are handled by the caller)."""
+        if isinstance(node, cst.Del):
+            text = dotted(node.target)
+            if text is not None and text.endswith(".grad"):
+                return [self._reset_tensor(node, text[: -len(".grad")], names)]
+            return []
+        targets = (
+            [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+        )
+        events: list[Event] = []
+        for target in targets:
+            text = dotted(target)
+            if text is None:
+                continue
+            if text.endswith(".grad") or text.endswith(".grad.data"):
+                if isinstance(node, cst.Assign):
+                    tensor = text[: text.rindex(".grad")]
+                    events.append(self._reset_tensor(node, tensor, names))
+                continue
+            tensor = text[: -len(".data")] if text.endswith(".data") else text
+            if f"{tensor}.grad" in names_in(node.value):
+                if isinstance(node, cst.AugAssign) or text.endswith(".data"):
+                    events.append(self._update_tensor(node, tensor, names))
+        return events
+
+    def _reset_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Reset:
+        group = names.params.get(tensor)
+        if group is not None:
+            return Reset(self.site(node), models=group.models, tensors=group.tensors)
+        return Reset(self.site(node), tensors=(names.resolve(tensor),))
+
+    def _update_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Update:
+        return Update(owner_keys(self.knowledge, names, tensor), self.site(node))
+
+
+def _zero_argument(call: cst.Call) -> bool:
+    return bool(call.args) and code_of(call.args[0].value) in ("0", "0.0", "0.")
+
+
+def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: Names) -> ParamGroup:
+    """What `for p in <iterable>` ranges over, when it ranges over parameters."""
+    if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
+        if iterable.func.attr.value in ("parameters", "named_parameters"):
+            receiver = dotted(iterable.func.value)
+            if receiver is not None:
+                return ParamGroup(models=(knowledge.model(strip_wrapper(names.resolve(receiver))),))
+    if isinstance(iterable, (cst.List, cst.Tuple)):
+        items = tuple(dotted(e.value) for e in iterable.elements)
+        if all(items):
+            return ParamGroup(tensors=tuple(names.resolve(i) for i in items if i))
+    text = dotted(iterable)
+    if text is not None and text in knowledge.list_literals:
+        return ParamGroup(tensors=knowledge.list_literals[text])
+    return ParamGroup(tensors=(code_of(iterable),))

@@ -1,0 +1,867 @@
+"""Follow gradient events along every path through a function, across loop iterations.
+
+A small abstract interpreter over the CST: each program point holds a set of `State`s (one
+per class of paths); `if` and `match` split and join, loops iterate to a fixpoint over their
+back edge, `break`/`continue`/`return` leave through `Outcome`, `finally` runs on every exit.
+Conditions already branched on in the current iteration are remembered, so accumulation
+(`if (i + 1) % k == 0:` twice) is followed only along consistent paths. Calls to functions of
+the same module are followed into their bodies; other calls that receive an optimizer or a
+model make that owner unknown on the path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+import libcst as cst
+
+from gradlint.analysis import state as gs
+from gradlint.analysis.events import (
+    Backward,
+    Event,
+    Names,
+    ParamGroup,
+    Recognizer,
+    Reset,
+    Update,
+    parameter_group,
+)
+from gradlint.analysis.owners import Knowledge
+from gradlint.analysis.syntax import assigned_targets, code_of, dotted, last_name, names_in, walk
+from gradlint.analysis.state import State
+
+MAX_STATES = 4096
+MAX_LOOP_PASSES = 32
+MAX_INLINE_DEPTH = 4
+SYNC_GRADIENTS = "<sync_gradients>"  # Accelerate's accumulate(): step and zero_grad are gated
+
+_HARMLESS_ROOTS = frozenset(
+    """torch nn F np numpy math random logging logger log print len range enumerate zip list
+    tuple dict set sum min max sorted str repr int float bool iter next id type isinstance
+    getattr hasattr setattr wandb mlflow tqdm time os sys json pickle copy warnings abs round
+    writer tb_writer summary_writer""".split()
+)
+_HARMLESS_METHODS = frozenset(
+    """clip_grad_norm_ clip_grad_value_ state_dict load_state_dict save load deepcopy item
+    log log_dict add_scalar add_scalars info debug warning print append extend format
+    detach cpu cuda to numpy tolist""".split()
+)
+
+
+class TooComplex(Exception):
+    """The analysis of one scope gave up; that scope yields no findings (precision first)."""
+
+
+@dataclass
+class Outcome:
+    normal: set[State] = field(default_factory=set)
+    breaks: set[State] = field(default_factory=set)
+    continues: set[State] = field(default_factory=set)
+    returns: set[State] = field(default_factory=set)
+
+    def merge(self, other: Outcome) -> None:
+        self.breaks |= other.breaks
+        self.continues |= other.continues
+        self.returns |= other.returns
+
+
+@dataclass(frozen=True)
+class Loop:
+    node_id: int
+    counter: str | None  # `i` of `for i in range(n)` / `enumerate(x)`: 0 on the first pass
+
+
+@dataclass(frozen=True)
+class Context:
+    names: Names = field(default_factory=Names)
+    cls: str | None = None  # class whose methods `self.m()` resolves to
+    local_defs: tuple[dict[str, cst.FunctionDef], ...] = ()
+    loops: tuple[Loop, ...] = ()
+    conditional: bool = False  # under an if/except inside the innermost loop
+    accumulate: bool = False  # inside `with accelerator.accumulate(...)`
+    inlining: tuple[int, ...] = ()  # ids of functions being followed, for recursion
+
+
+@dataclass
+class ModuleIndex:
+    functions: dict[str, cst.FunctionDef]
+    classes: dict[str, dict[str, cst.FunctionDef]]
+    enclosing_class: dict[int, str]  # id(FunctionDef) -> class name for methods
+    owners: dict[str, str]  # owner key -> "optimizer" | "engine" | "tensor" | "group"
+    repeated: set[int]  # ids of functions a framework calls once per batch
+
+
+class Flow:
+    """Runs the path analysis over one module; `findings` collects what it proves."""
+
+    def __init__(self, module: cst.Module, knowledge: Knowledge, recognizer: Recognizer):
+        self.module = module
+        self.knowledge = knowledge
+        self.recognizer = recognizer
+        self.index = _index(module, knowledge, recognizer)
+        self.findings: dict[tuple[str, int, int], gs.Finding] = {}
+        self.scopes_analysed = 0
+        self.scopes_abandoned = 0
+
+    # entry points ------------------------------------------------------------------------------
+    def run(self) -> list[gs.Finding]:
+        self._scope(self.module.body, Context())
+        for node in walk(self.module):
+            if isinstance(node, cst.FunctionDef):
+                ctx = Context(cls=self.index.enclosing_class.get(id(node)), inlining=(id(node),))
+                body = _body(node.body)
+                if id(node) in self.index.repeated:
+                    # a framework calls it once per batch: its body is a loop body
+                    body = [cst.While(test=cst.Name("True"), body=node.body)]
+                self._scope(body, ctx)
+        return [self.findings[k] for k in sorted(self.findings)]
+
+    def _scope(self, body: Iterable[cst.BaseStatement | cst.BaseSmallStatement], ctx: Context) -> None:
+        start = State(owners=tuple(sorted((k, gs.EMPTY) for k in self.index.owners)))
+        saved = dict(self.findings)
+        try:
+            self._block(list(body), {start}, replace(ctx, local_defs=({},)))
+            self.scopes_analysed += 1
+        except (TooComplex, RecursionError):
+            self.findings = saved
+            self.scopes_abandoned += 1
+
+    # statements --------------------------------------------------------------------------------
+    def _block(self, stmts: list, states: set[State], ctx: Context) -> Outcome:
+        out = Outcome(normal=states)
+        for stmt in stmts:
+            if not out.normal:
+                break
+            result = self._statement(stmt, out.normal, ctx)
+            out.merge(result)
+            out.normal = result.normal
+            if len(out.normal) > MAX_STATES:
+                raise TooComplex
+        return out
+
+    def _statement(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> Outcome:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            return self._block(list(stmt.body), states, ctx)
+        if isinstance(stmt, cst.Expr):
+            return Outcome(normal=self._calls(stmt.value, states, ctx))
+        if isinstance(stmt, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+            return Outcome(normal=self._assignment(stmt, states, ctx))
+        if isinstance(stmt, cst.Del):
+            return Outcome(normal=self._events(self.recognizer.assignment(stmt, ctx.names), states, ctx))
+        if isinstance(stmt, cst.Return):
+            after = self._calls(stmt.value, states, ctx) if stmt.value else states
+            return Outcome(returns=after)
+        if isinstance(stmt, cst.Break):
+            return Outcome(breaks=set(states))
+        if isinstance(stmt, cst.Continue):
+            return Outcome(continues=set(states))
+        if isinstance(stmt, cst.Raise):
+            return Outcome()
+        if isinstance(stmt, cst.If):
+            return self._if(stmt, states, ctx)
+        if isinstance(stmt, (cst.For, cst.While)):
+            return self._loop(stmt, states, ctx)
+        if isinstance(stmt, (cst.Try, cst.TryStar)):
+            return self._try(stmt, states, ctx)
+        if isinstance(stmt, cst.With):
+            return self._with(stmt, states, ctx)
+        if isinstance(stmt, cst.Match):
+            return self._match(stmt, states, ctx)
+        if isinstance(stmt, cst.FunctionDef):
+            ctx.local_defs[-1][stmt.name.value] = stmt
+            return Outcome(normal=states)
+        if isinstance(stmt, cst.ClassDef):
+            return Outcome(normal=states)
+        # pass, import, global, assert, ...: only their calls matter
+        return Outcome(normal=self._calls(stmt, states, ctx))
+
+    def _assignment(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> set[State]:
+        value = getattr(stmt, "value", None)
+        if value is not None:
+            states = self._calls(value, states, ctx)
+        if isinstance(stmt, (cst.Assign, cst.AugAssign)):
+            states = self._events(self.recognizer.assignment(stmt, ctx.names), states, ctx)
+        targets = {ctx.names.resolve(t) for t in assigned_targets(stmt)}
+        states = {_forget(s, targets) for s in states}
+        if isinstance(stmt, cst.Assign):
+            states = {self._rebind(s, targets, stmt.value) for s in states}
+        return states
+
+    def _rebind(self, state: State, targets: set[str], value: cst.BaseExpression) -> State:
+        """A name bound to a new tensor (or a model built anew) carries no gradient."""
+        changes: dict[str, gs.Facts] = {}
+        new_object = isinstance(value, cst.Call) and _constructs(value)
+        for key, kind in self.index.owners.items():
+            if kind == "tensor" and key in targets:
+                changes[key] = gs.EMPTY
+            elif kind == "optimizer" and new_object:
+                link = self.knowledge.link(key)
+                if link is not None and link[0] and link[0] <= targets:
+                    changes[key] = gs.EMPTY
+        return state.with_facts(changes) if changes else state
+
+    def _if(self, stmt: cst.If, states: set[State], ctx: Context) -> Outcome:
+        states = self._calls(stmt.test, states, ctx)
+        true_states, false_states = self._branch(stmt.test, states, ctx)
+        inner = replace(ctx, conditional=True)
+        out = self._block(list(stmt.body.body), true_states, inner)
+        if isinstance(stmt.orelse, cst.If):
+            other = self._if(stmt.orelse, false_states, inner)
+        elif isinstance(stmt.orelse, cst.Else):
+            other = self._block(list(stmt.orelse.body.body), false_states, inner)
+        else:
+            other = Outcome(normal=false_states)
+        out.merge(other)
+        out.normal = out.normal | other.normal
+        return out
+
+    def _with(self, stmt: cst.With, states: set[State], ctx: Context) -> Outcome:
+        for item in stmt.items:
+            states = self._calls(item.item, states, ctx)
+            if item.asname is not None:
+                targets = {ctx.names.resolve(t) for t in assigned_targets(item.asname)}
+                states = {_forget(s, targets) for s in states}
+            call = item.item
+            if isinstance(call, cst.Call) and last_name(call.func) == "accumulate":
+                ctx = replace(ctx, accumulate=True)
+        return self._block(_body(stmt.body), states, ctx)
+
+    def _match(self, stmt: cst.Match, states: set[State], ctx: Context) -> Outcome:
+        states = self._calls(stmt.subject, states, ctx)
+        out = Outcome()
+        inner = replace(ctx, conditional=True)
+        exhaustive = False
+        for case in stmt.cases:
+            result = self._block(_body(case.body), states, inner)
+            out.merge(result)
+            out.normal |= result.normal
+            if isinstance(case.pattern, cst.MatchAs) and case.pattern.pattern is None and case.guard is None:
+                exhaustive = True
+        if not exhaustive:
+            out.normal |= states
+        return out
+
+    def _try(self, stmt: cst.Try | cst.TryStar, states: set[State], ctx: Context) -> Outcome:
+        body = self._block(_body(stmt.body), states, ctx)
+        out = Outcome()
+        out.merge(body)
+        # An exception may leave the body early; we follow the two ends only (at entry, at the
+        # end), never a path that stops between two events of one training step.
+        handler_entry = states | body.normal
+        handlers = Outcome()
+        for handler in stmt.handlers:
+            result = self._block(_body(handler.body), handler_entry, replace(ctx, conditional=True))
+            handlers.merge(result)
+            handlers.normal |= result.normal
+        out.merge(handlers)
+        normal = body.normal
+        if stmt.orelse is not None:
+            other = self._block(_body(stmt.orelse.body), normal, ctx)
+            out.merge(other)
+            normal = other.normal
+        out.normal = normal | handlers.normal
+        if stmt.finalbody is None:
+            return out
+        final = _body(stmt.finalbody.body)
+        result = Outcome()
+        for kind in ("normal", "breaks", "continues", "returns"):
+            entering = getattr(out, kind)
+            if not entering:
+                continue
+            after = self._block(final, entering, ctx)
+            result.merge(after)
+            getattr(result, kind).update(after.normal)
+        return result
+
+    def _loop(self, stmt: cst.For | cst.While, states: set[State], ctx: Context) -> Outcome:
+        if isinstance(stmt, cst.For):
+            states = self._calls(stmt.iter, states, ctx)
+            group = self._parameter_loop(stmt, ctx)
+            if group is not None:
+                return self._collective(stmt, group, states, ctx)
+        loop_id = id(stmt)
+        assigned = {ctx.names.resolve(t) for t in assigned_targets(stmt)}
+        loop = Loop(loop_id, _counter(stmt) if isinstance(stmt, cst.For) else None)
+        if loop.counter is not None and loop.counter in assigned_targets(stmt.body):
+            loop = Loop(loop_id, None)
+        body_ctx = replace(ctx, loops=(*ctx.loops, loop), conditional=False)
+        entry = {replace(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
+        head = set(entry)
+        body: Outcome | None = None
+        for _ in range(MAX_LOOP_PASSES):
+            ready = head
+            if isinstance(stmt, cst.While):
+                ready = self._calls(stmt.test, head, ctx)
+            body = self._block(_body(stmt.body), ready, body_ctx)
+            back = {_next_iteration(s, assigned, loop_id) for s in body.normal | body.continues}
+            new_head = entry | back
+            if len(new_head) > MAX_STATES:
+                raise TooComplex
+            if new_head == head:
+                break
+            head = new_head
+        else:
+            raise TooComplex
+        assert body is not None
+        exhausted = set() if _runs_forever(stmt) else head
+        out = Outcome(returns=body.returns)
+        if stmt.orelse is not None and exhausted:
+            other = self._block(_body(stmt.orelse.body), exhausted, ctx)
+            out.merge(other)
+            exhausted = other.normal
+        out.normal = {replace(s, first=s.first - {loop_id}) for s in exhausted | body.breaks}
+        return out
+
+    def _parameter_loop(self, stmt: cst.For, ctx: Context) -> ParamGroup | None:
+        """`for p in model.parameters(): p.grad = None` acts on all parameters at once."""
+        target = dotted(stmt.target)
+        if isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
+            target = dotted(stmt.target.elements[-1].value)
+        if target is None:
+            return None
+        marker = f"{target}.grad"
+        if not any(marker in names_in(node) for node in _body(stmt.body)):
+            return None
+        return parameter_group(stmt.iter, self.knowledge, ctx.names)
+
+    def _collective(self, stmt: cst.For, group: ParamGroup, states: set[State], ctx: Context) -> Outcome:
+        target = dotted(stmt.target)
+        if isinstance(stmt.target, cst.Tuple):
+            target = dotted(stmt.target.elements[-1].value)
+        assert target is not None
+        names = replace(ctx.names, params={**ctx.names.params, target: group})
+        body = self._block(_body(stmt.body), states, replace(ctx, names=names))
+        return Outcome(
+            normal=body.normal | body.continues | body.breaks, returns=body.returns
+        )
+
+    # conditions --------------------------------------------------------------------------------
+    def _branch(self, test: cst.BaseExpression, states: set[State], ctx: Context) -> tuple[set[State], set[State]]:
+        true_states: set[State] = set()
+        false_states: set[State] = set()
+        key, polarity = _condition_key(test)
+        stable = _is_stable(test)
+        for s in states:
+            value = self._evaluate(test, s, ctx)
+            if value is None and key is not None:
+                if (key, polarity) in s.assumed:
+                    value = True
+                elif (key, not polarity) in s.assumed:
+                    value = False
+            if value is True:
+                true_states.add(s)
+            elif value is False:
+                false_states.add(s)
+            elif key is not None and stable:
+                true_states.add(replace(s, assumed=s.assumed | {(key, polarity)}))
+                false_states.add(replace(s, assumed=s.assumed | {(key, not polarity)}))
+            else:
+                true_states.add(s)
+                false_states.add(s)
+        return true_states, false_states
+
+    def _evaluate(self, test: cst.BaseExpression, s: State, ctx: Context) -> bool | None:
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            inner = self._evaluate(test.expression, s, ctx)
+            return None if inner is None else not inner
+        if isinstance(test, cst.Name) and test.value in ("True", "False"):
+            return test.value == "True"
+        grad_guard = _grad_guard(test)
+        if grad_guard is not None:
+            # `if p.grad is not None:` -- when the gradient is None there is nothing to reset
+            # or read, so following only the branch that acts loses no finding.
+            return grad_guard
+        counter, first_value = _first_iteration_test(test)
+        if counter is not None:
+            for loop in reversed(ctx.loops):
+                if loop.counter == counter:
+                    return first_value if loop.node_id in s.first else not first_value
+        return None
+
+    # calls and events --------------------------------------------------------------------------
+    def _calls(self, node: cst.CSTNode, states: set[State], ctx: Context) -> set[State]:
+        for call in _calls_in(node):
+            if not states:
+                break
+            event = self.recognizer.call(call, ctx.names)
+            if event is not None:
+                if isinstance(event, Update) and event.closure is not None:
+                    states = self._closure(event.closure, states, ctx)
+                states = self._events([event], states, ctx)
+                continue
+            callee = self._resolve(call, ctx)
+            if callee is not None:
+                states = self._inline(callee, call, states, ctx)
+            else:
+                states = self._opaque(call, states, ctx)
+        return states
+
+    def _closure(self, closure: cst.BaseExpression, states: set[State], ctx: Context) -> set[State]:
+        """`opt.step(closure)`: the closure runs inside the step (LBFGS)."""
+        if isinstance(closure, cst.Lambda):
+            return self._calls(closure.body, states, ctx)
+        name = dotted(closure)
+        callee = None
+        if name is not None:
+            callee = self._lookup(name, ctx)
+        if callee is None:
+            return states
+        return self._inline(callee, cst.Call(func=closure), states, ctx)
+
+    def _events(self, events: list[Event], states: set[State], ctx: Context) -> set[State]:
+        for event in events:
+            gated = ctx.accumulate and (
+                isinstance(event, Update) or (isinstance(event, Reset) and event.optimizer)
+            )
+            if gated:
+                states = self._gate(event, states, ctx)
+            else:
+                states = {self._apply(event, s, ctx) for s in states}
+        return states
+
+    def _gate(self, event: Event, states: set[State], ctx: Context) -> set[State]:
+        result: set[State] = set()
+        for s in states:
+            if (SYNC_GRADIENTS, True) in s.assumed:
+                result.add(self._apply(event, s, ctx))
+            elif (SYNC_GRADIENTS, False) in s.assumed:
+                result.add(s)
+            else:
+                synced = replace(s, assumed=s.assumed | {(SYNC_GRADIENTS, True)})
+                result.add(self._apply(event, synced, ctx))
+                result.add(replace(s, assumed=s.assumed | {(SYNC_GRADIENTS, False)}))
+        return result
+
+    def _apply(self, event: Event, s: State, ctx: Context) -> State:
+        if isinstance(event, Backward):
+            changes = {key: gs.backward(facts, event.site) for key, facts in s.owners}
+            s = replace(s, background=s.background | {event.site})
+            return s.with_facts(changes)
+        if isinstance(event, Update):
+            changes = {}
+            for owner in event.owners:
+                facts, findings = gs.update(s.facts(owner), owner, event.site)
+                for finding in findings:
+                    self._record(finding)
+                changes[owner] = gs.EMPTY if event.zeroes_after else facts
+            return s.with_facts(changes)
+        changes = {}
+        for owner, certain in self._reset_targets(event, s):
+            changes[owner] = gs.reset(s.facts(owner), event.site, certain, ctx.conditional)
+        return s.with_facts(changes)
+
+    def _reset_targets(self, event: Reset, s: State) -> list[tuple[str, bool]]:
+        """Which owners a reset clears, and whether surely (`True`) or maybe (`False`)."""
+        targets: list[tuple[str, bool]] = []
+        for owner, _ in s.owners:
+            kind = self.index.owners.get(owner, "tensor")
+            certain = self._covers(event, owner, kind)
+            if certain is not None:
+                targets.append((owner, certain))
+        if event.optimizer and event.optimizer not in dict(s.owners):
+            targets.append((event.optimizer, True))
+        for tensor in event.tensors:
+            if tensor not in dict(s.owners):
+                targets.append((tensor, True))
+        return targets
+
+    def _covers(self, event: Reset, owner: str, kind: str) -> bool | None:
+        if event.optimizer is not None:
+            if owner == event.optimizer:
+                return True
+            link = self.knowledge.link(event.optimizer)
+            if link is None:
+                return None
+            if kind == "group":
+                return True if any(f"{m}.parameters()" == owner for m in link[0]) else None
+            return True if owner in link[1] else None
+        if kind in ("optimizer", "engine"):
+            link = self.knowledge.link(owner)
+            if link is None:
+                return False  # a model reset with no link known: it may reset this owner
+            models, tensors = link
+            if event.models:
+                return _relation(event.models, models)
+            if set(tensors) and set(event.tensors) >= set(tensors):
+                return True
+            return False if set(event.tensors) & set(tensors) else None
+        if kind == "group":
+            group_models = tuple(m[: -len(".parameters()")] for m in owner.split(","))
+            if event.models:
+                return _relation(event.models, frozenset(group_models))
+            return None
+        if owner in event.tensors:
+            return True
+        if any(owner.startswith(f"{m}.") for m in event.models):
+            return True
+        return None
+
+    # calls into the same module ----------------------------------------------------------------
+    def _resolve(self, call: cst.Call, ctx: Context) -> cst.FunctionDef | None:
+        name = dotted(call.func)
+        if name is None:
+            return None
+        return self._lookup(name, ctx)
+
+    def _lookup(self, name: str, ctx: Context) -> cst.FunctionDef | None:
+        if name.startswith("self.") and name.count(".") == 1 and ctx.cls is not None:
+            return self.index.classes.get(ctx.cls, {}).get(name[5:])
+        if "." in name:
+            return None
+        for scope in reversed(ctx.local_defs):
+            if name in scope:
+                return scope[name]
+        return self.index.functions.get(name)
+
+    def _inline(self, callee: cst.FunctionDef, call: cst.Call, states: set[State], ctx: Context) -> set[State]:
+        if id(callee) in ctx.inlining or len(ctx.inlining) > MAX_INLINE_DEPTH:
+            return self._opaque(call, states, ctx)
+        aliases = _bind_arguments(callee, call, ctx.names)
+        is_method = id(callee) in self.index.enclosing_class
+        inner = Context(
+            names=Names(aliases=aliases),
+            cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
+            local_defs=(*ctx.local_defs, {}),
+            conditional=ctx.conditional,
+            accumulate=ctx.accumulate,
+            inlining=(*ctx.inlining, id(callee)),
+        )
+        out = self._block(_body(callee.body), states, inner)
+        return out.normal | out.returns
+
+    def _opaque(self, call: cst.Call, states: set[State], ctx: Context) -> set[State]:
+        """A call we cannot see into may reset or update whatever owner it receives."""
+        func = dotted(call.func) or ""
+        root = func.split(".", 1)[0]
+        tail = func.rsplit(".", 1)[-1]
+        if (
+            not call.args
+            or root in _HARMLESS_ROOTS
+            or tail in _HARMLESS_METHODS
+            or tail[:1].isupper()
+            or self.knowledge.is_forward(ctx.names.resolve(func))
+        ):
+            return states
+        received: set[str] = set()
+        for arg in call.args:
+            received |= {ctx.names.resolve(n) for n in _handed_over(arg.value)}
+        result = set()
+        for s in states:
+            changes = {
+                owner: gs.UNKNOWN
+                for owner, _ in s.owners
+                if self._sensitive(owner) & received
+            }
+            result.add(s.with_facts(changes) if changes else s)
+        return result
+
+    def _sensitive(self, owner: str) -> set[str]:
+        names = {owner}
+        kind = self.index.owners.get(owner)
+        if kind == "optimizer":
+            link = self.knowledge.link(owner)
+            if link is not None:
+                names |= set(link[0]) | set(link[1])
+        elif kind == "group":
+            names |= {m[: -len(".parameters()")] for m in owner.split(",")}
+        return names
+
+    def _record(self, finding: gs.Finding) -> None:
+        if isinstance(finding, gs.StaleGradient):
+            key = ("GL001", finding.backward.line, finding.backward.col)
+            order = _order(finding)
+        else:
+            key = ("GL002", finding.reset.line, finding.reset.col)
+            order = _order(finding)
+        known = self.findings.get(key)
+        if known is None or order < _order(known):
+            self.findings[key] = finding
+
+
+def _order(finding: gs.Finding) -> tuple[int, int, str]:
+    """Which of several proofs of one finding to show: the shortest-looking path."""
+    if isinstance(finding, gs.StaleGradient):
+        return (finding.previous_update.line, finding.update.line, finding.owner)
+    # the backward nearest before the reset reads best
+    distance = finding.reset.line - finding.backward.line
+    return (finding.update.line, distance if distance >= 0 else 10**6 - distance, finding.owner)
+
+
+# helpers ---------------------------------------------------------------------------------------
+def _body(block: cst.BaseSuite) -> list:
+    return list(block.body)
+
+
+def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
+    """Calls in evaluation order, not entering lambdas, nested defs or comprehension-free bodies."""
+    found: list[cst.Call] = []
+
+    def visit(n: cst.CSTNode) -> None:
+        if isinstance(n, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
+            return
+        if isinstance(n, cst.Call):
+            visit(n.func)
+            for arg in n.args:
+                visit(arg)
+            found.append(n)
+            return
+        for child in n.children:
+            visit(child)
+
+    visit(node)
+    return found
+
+
+def _handed_over(value: cst.BaseExpression) -> set[str]:
+    """Objects an argument gives the callee: `model`, `model.parameters()`, `[w, b]`.
+
+    `model(x)` hands over only the model's output, not the model.
+    """
+    text = dotted(value)
+    if text is not None:
+        return {text}
+    if isinstance(value, (cst.List, cst.Tuple, cst.Set)):
+        return {n for e in value.elements for n in _handed_over(e.value)}
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        if value.func.attr.value in ("parameters", "named_parameters", "children", "modules"):
+            return _handed_over(value.func.value)
+    if isinstance(value, cst.Dict):
+        return {n for e in value.elements if isinstance(e, cst.DictElement) for n in _handed_over(e.value)}
+    return set()
+
+
+def _forget(s: State, targets: set[str]) -> State:
+    """Drop remembered conditions that read a name just rebound."""
+    if not s.assumed or not targets:
+        return s
+    kept = frozenset(a for a in s.assumed if not (_condition_names(a[0]) & targets))
+    return s if kept == s.assumed else replace(s, assumed=kept)
+
+
+def _next_iteration(s: State, assigned: set[str], loop_id: int) -> State:
+    kept = frozenset(
+        a for a in s.assumed if a[0] != SYNC_GRADIENTS and not (_condition_names(a[0]) & assigned)
+    )
+    return replace(s, assumed=kept, first=s.first - {loop_id})
+
+
+_NAME_CACHE: dict[str, frozenset[str]] = {}
+
+
+def _condition_names(key: str) -> frozenset[str]:
+    names = _NAME_CACHE.get(key)
+    if names is None:
+        try:
+            names = frozenset(names_in(cst.parse_expression(key)))
+        except cst.ParserSyntaxError:
+            names = frozenset()
+        _NAME_CACHE[key] = names
+    return names
+
+
+def _condition_key(test: cst.BaseExpression) -> tuple[str | None, bool]:
+    polarity = True
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        polarity = not polarity
+        test = test.expression
+    text = code_of(test)
+    if text.endswith("sync_gradients"):
+        return SYNC_GRADIENTS, polarity
+    return text, polarity
+
+
+def _is_stable(test: cst.BaseExpression) -> bool:
+    """A condition whose value cannot change between two reads in one iteration."""
+    for node in walk(test):
+        if isinstance(node, cst.Call) and last_name(node.func) not in ("len", "int", "bool"):
+            return False
+        if isinstance(node, (cst.NamedExpr, cst.Await, cst.Yield)):
+            return False
+    return True
+
+
+def _grad_guard(test: cst.BaseExpression) -> bool | None:
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None
+    target = test.comparisons[0]
+    left = dotted(test.left) or ""
+    if not (left.endswith(".grad") and isinstance(target.comparator, cst.Name)):
+        return None
+    if target.comparator.value != "None":
+        return None
+    if isinstance(target.operator, cst.IsNot):
+        return True
+    if isinstance(target.operator, cst.Is):
+        return False
+    return None
+
+
+def _first_iteration_test(test: cst.BaseExpression) -> tuple[str | None, bool]:
+    """`i > 0` (False on the first pass) or `i == 0` (True on the first pass) for a counter `i`."""
+    if isinstance(test, cst.Name):
+        return test.value, False
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None, False
+    target = test.comparisons[0]
+    left, right, op = test.left, target.comparator, target.operator
+    if isinstance(left, cst.Integer) and isinstance(right, cst.Name):
+        left, right = right, left
+        op = {cst.LessThan: cst.GreaterThan(), cst.LessThanEqual: cst.GreaterThanEqual()}.get(
+            type(op), op
+        )
+    if not (isinstance(left, cst.Name) and isinstance(right, cst.Integer)):
+        return None, False
+    value = int(right.value)
+    if (isinstance(op, cst.GreaterThan) and value == 0) or (
+        isinstance(op, cst.GreaterThanEqual) and value == 1
+    ) or (isinstance(op, cst.NotEqual) and value == 0):
+        return left.value, False
+    if (isinstance(op, cst.Equal) and value == 0) or (
+        isinstance(op, cst.LessThan) and value == 1
+    ) or (isinstance(op, cst.LessThanEqual) and value == 0):
+        return left.value, True
+    return None, False
+
+
+def _counter(stmt: cst.For) -> str | None:
+    """The loop counter that is 0 on the first pass, if the loop has one."""
+    it = stmt.iter
+    if not isinstance(it, cst.Call):
+        return None
+    func = last_name(it.func)
+    positional = [a for a in it.args if a.keyword is None]
+    if func == "range" and isinstance(stmt.target, cst.Name):
+        if len(positional) == 1 or (len(positional) >= 2 and code_of(positional[0].value) == "0"):
+            return stmt.target.value
+        return None
+    if func == "enumerate" and isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
+        start = [a for a in it.args if a.keyword is not None and a.keyword.value == "start"]
+        start_value = start[0].value if start else (positional[1].value if len(positional) > 1 else None)
+        if start_value is not None and code_of(start_value) != "0":
+            return None
+        first = stmt.target.elements[0].value
+        return first.value if isinstance(first, cst.Name) else None
+    return None
+
+
+def _runs_forever(stmt: cst.For | cst.While) -> bool:
+    if not isinstance(stmt, cst.While):
+        return False
+    test = stmt.test
+    if isinstance(test, cst.Name):
+        return test.value == "True"
+    return isinstance(test, cst.Integer) and test.value != "0"
+
+
+def _relation(reset_models: Iterable[str], owner_models: frozenset[str]) -> bool | None:
+    """A reset of `reset_models` against an owner built on `owner_models`."""
+    if not owner_models:
+        return None
+    full = partial = False
+    for reset in reset_models:
+        for model in owner_models:
+            if model == reset or model.startswith(f"{reset}."):
+                full = True
+            elif reset.startswith(f"{model}."):
+                partial = True
+    if full:
+        return True
+    return False if partial else None
+
+
+def _constructs(call: cst.Call) -> bool:
+    tail = last_name(call.func) or ""
+    return tail[:1].isupper() or tail == "deepcopy"
+
+
+def _bind_arguments(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dict[str, str]:
+    params = list(callee.params.posonly_params) + list(callee.params.params)
+    if params and params[0].name.value in ("self", "cls") and isinstance(call.func, cst.Attribute):
+        params = params[1:]
+    aliases: dict[str, str] = {}
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for param, arg in zip(params, positional):
+        text = dotted(arg.value)
+        if text is not None:
+            aliases[param.name.value] = names.resolve(text)
+    keyword = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+    for param in [*params, *callee.params.kwonly_params]:
+        value = keyword.get(param.name.value)
+        text = dotted(value) if value is not None else None
+        if text is not None:
+            aliases[param.name.value] = names.resolve(text)
+    return aliases
+
+
+def _index(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> ModuleIndex:
+    functions: dict[str, cst.FunctionDef] = {}
+    classes: dict[str, dict[str, cst.FunctionDef]] = {}
+    enclosing: dict[int, str] = {}
+    repeated: set[int] = set()
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            functions[stmt.name.value] = stmt
+        elif isinstance(stmt, cst.ClassDef):
+            methods = {}
+            lightning = any("LightningModule" in code_of(base.value) for base in stmt.bases)
+            for item in _body(stmt.body):
+                if isinstance(item, cst.FunctionDef):
+                    methods[item.name.value] = item
+                    enclosing[id(item)] = stmt.name.value
+                    if lightning and item.name.value == "training_step":
+                        repeated.add(id(item))
+            classes[stmt.name.value] = methods
+    for node in walk(module):
+        # ignite: Engine(update_fn) calls update_fn once per batch
+        if isinstance(node, cst.Call) and last_name(node.func) == "Engine" and node.args:
+            handler = functions.get(dotted(node.args[0].value) or "")
+            if handler is not None:
+                repeated.add(id(handler))
+    owners = _owners(module, knowledge, recognizer)
+    return ModuleIndex(functions, classes, enclosing, owners, repeated)
+
+
+def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> dict[str, str]:
+    """Every gradient owner the module's events name, found before any path is followed."""
+    owners: dict[str, str] = {}
+
+    def note(event: Event | None) -> None:
+        if isinstance(event, Update):
+            for key in event.owners:
+                kind = "engine" if event.zeroes_after else (
+                    "optimizer" if knowledge.is_optimizer(key) or key in knowledge.optimizers else
+                    ("group" if key.endswith(".parameters()") else "tensor")
+                )
+                owners.setdefault(key, kind)
+        elif isinstance(event, Reset):
+            if event.optimizer:
+                owners.setdefault(event.optimizer, "optimizer")
+            for tensor in event.tensors:
+                owners.setdefault(tensor, "tensor")
+
+    def visit(node: cst.CSTNode, names: Names) -> None:
+        if isinstance(node, cst.For):
+            target = node.target
+            if isinstance(target, cst.Tuple) and target.elements:
+                target = target.elements[-1].value
+            name = dotted(target)
+            if name is not None and any(f"{name}.grad" in names_in(s) for s in _body(node.body)):
+                group = parameter_group(node.iter, knowledge, names)
+                names = replace(names, params={**names.params, name: group})
+                if group.models:
+                    owners.setdefault(group.key, "group")
+        if isinstance(node, cst.Call):
+            note(recognizer.call(node, names))
+        elif isinstance(node, (cst.Assign, cst.AugAssign, cst.Del)):
+            for event in recognizer.assignment(node, names):
+                note(event)
+        for child in node.children:
+            visit(child, names)
+
+    visit(module, Names())
+    for optimizer in knowledge.optimizers:
+        owners.setdefault(optimizer, "optimizer")
+    for engine in knowledge.engines:
+        owners[engine] = "engine"
+    return owners

@@ -1,0 +1,109 @@
+"""The abstract state of gradients along one class of paths, and how events change it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from gradlint.analysis.events import Site
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Gradient from `backward` that `reset` cleared before any update read it."""
+
+    backward: Site
+    reset: Site
+    certain: bool  # the reset surely covered this owner's parameters
+    conditional: bool  # the reset sits under a condition in its loop iteration (a deliberate skip)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known about one owner's `.grad` on a path."""
+
+    fresh: frozenset[Site] = frozenset()  # backward sites since the last reset or update
+    used_by: Site | None = None  # the update that already read the present gradient
+    stale: tuple[Site, Site] | None = None  # (update that used it, backward that added onto it)
+    lost: frozenset[Lost] = frozenset()
+    unknown: bool = False  # an opaque call received the owner: nothing may be claimed
+
+
+EMPTY = Facts()
+UNKNOWN = Facts(unknown=True)
+
+
+@dataclass(frozen=True)
+class StaleGradient:
+    """GL001: `update` reads gradient that `previous_update` already used, plus `backward`'s."""
+
+    owner: str
+    backward: Site
+    previous_update: Site
+    update: Site
+
+
+@dataclass(frozen=True)
+class DiscardedGradient:
+    """GL002: `reset` cleared `backward`'s gradient before `update` could read it."""
+
+    owner: str
+    reset: Site
+    backward: Site
+    update: Site
+    nothing_left: bool  # the update found no gradient at all
+
+
+Finding = StaleGradient | DiscardedGradient
+
+
+def backward(facts: Facts, site: Site) -> Facts:
+    stale = facts.stale
+    if facts.used_by is not None and stale is None:
+        stale = (facts.used_by, site)
+    return replace(facts, fresh=facts.fresh | {site}, stale=stale)
+
+
+def update(facts: Facts, owner: str, site: Site) -> tuple[Facts, list[Finding]]:
+    findings: list[Finding] = []
+    if not facts.unknown:
+        if facts.stale is not None:
+            used, added = facts.stale
+            findings.append(StaleGradient(owner, added, used, site))
+        for lost in sorted(facts.lost, key=_lost_order):
+            if not lost.certain:
+                continue
+            if not facts.fresh:
+                findings.append(DiscardedGradient(owner, lost.reset, lost.backward, site, True))
+            elif lost.backward in facts.fresh and not lost.conditional:
+                findings.append(DiscardedGradient(owner, lost.reset, lost.backward, site, False))
+    return Facts(used_by=site), findings
+
+
+def reset(facts: Facts, site: Site, certain: bool, conditional: bool) -> Facts:
+    if facts.unknown:
+        return EMPTY if certain else facts
+    lost = facts.lost | {Lost(b, site, certain, conditional) for b in facts.fresh}
+    return Facts(lost=lost)
+
+
+def _lost_order(lost: Lost) -> tuple[int, int, int, int]:
+    return (lost.reset.line, lost.reset.col, lost.backward.line, lost.backward.col)
+
+
+@dataclass(frozen=True)
+class State:
+    owners: tuple[tuple[str, Facts], ...]
+    background: frozenset[Site] = frozenset()  # every backward so far, for owners named late
+    assumed: frozenset[tuple[str, bool]] = frozenset()  # conditions branched on, and their value
+    first: frozenset[int] = frozenset()  # loops (by id) in their first iteration
+
+    def facts(self, owner: str) -> Facts:
+        for key, facts in self.owners:
+            if key == owner:
+                return facts
+        return Facts(fresh=self.background)
+
+    def with_facts(self, changes: dict[str, Facts]) -> State:
+        merged = dict(self.owners)
+        merged.update(changes)
+        return replace(self, owners=tuple(sorted(merged.items(), key=lambda kv: kv[0])))

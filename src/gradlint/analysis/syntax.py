@@ -1,0 +1,97 @@
+"""Small helpers over libcst nodes shared by the analysis stages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+_EMPTY = cst.Module(body=[])
+
+
+def code_of(node: cst.CSTNode) -> str:
+    """Source text of an expression with all white space removed: the key we compare by."""
+    return "".join(_EMPTY.code_for_node(node).split())
+
+
+def dotted(node: cst.CSTNode) -> str | None:
+    """`a.b.c` for a chain of names and attributes, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted(node.value)
+        return None if base is None else f"{base}.{node.attr.value}"
+    return None
+
+
+def last_name(node: cst.CSTNode) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return None
+
+
+def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
+    """Calls inside an expression in evaluation order (arguments before the call itself).
+
+    Bodies of lambdas are not entered: they run later, if at all.
+    """
+    if isinstance(node, cst.Lambda):
+        return
+    for child in node.children:
+        yield from calls_in(child)
+    if isinstance(node, cst.Call):
+        yield node
+
+
+def names_in(node: cst.CSTNode) -> set[str]:
+    """Every dotted name (and each of its prefixes) an expression reads."""
+    found: set[str] = set()
+    for sub in _walk(node):
+        text = dotted(sub)
+        if text is not None:
+            found.add(text)
+    return found
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    return _walk(node)
+
+
+def assigned_targets(node: cst.CSTNode) -> set[str]:
+    """Dotted names bound anywhere inside a statement (assignments, loop targets, with-as, walrus)."""
+    found: set[str] = set()
+    for sub in _walk(node):
+        targets: list[cst.CSTNode] = []
+        if isinstance(sub, cst.Assign):
+            targets = [t.target for t in sub.targets]
+        elif isinstance(sub, (cst.AugAssign, cst.AnnAssign)):
+            targets = [sub.target]
+        elif isinstance(sub, (cst.For, cst.CompFor)):
+            targets = [sub.target]
+        elif isinstance(sub, cst.AsName):
+            targets = [sub.name]
+        elif isinstance(sub, cst.NamedExpr):
+            targets = [sub.target]
+        for target in targets:
+            found.update(_target_names(target))
+    return found
+
+
+def _target_names(target: cst.CSTNode) -> set[str]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: set[str] = set()
+        for element in target.elements:
+            out |= _target_names(element.value)
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    text = dotted(target)
+    return {text} if text else {code_of(target)}

@@ -1,0 +1,36 @@
+"""The values that flow out of the analysis: findings, the fixes that go with them, and edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text between two (line, col) positions (1-based line, 0-based col) of a file."""
+
+    start: tuple[int, int]
+    end: tuple[int, int]
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    description: str
+    applicability: str  # "safe" or "unsafe", as ruff uses the words
+    fixed_source: str  # the whole file after the fix; edits are derived from it for reporters
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    path: str
+    line: int  # 1-based
+    col: int  # 1-based, as flake8 prints it
+    message: str
+    trail: tuple[str, ...] = ()  # the events that prove the finding, in order
+    fix: Fix | None = field(default=None, compare=False)
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.line, self.col, self.code)

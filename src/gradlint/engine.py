@@ -1,0 +1,218 @@
+"""One file in, diagnostics (and fixed text) out: parse, analyse, apply the rules, check fixes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from gradlint import fixes, noqa
+from gradlint.analysis.events import Recognizer
+from gradlint.analysis.flow import Flow
+from gradlint.analysis.owners import scan_module
+from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
+from gradlint.diagnostics import Diagnostic, Fix
+from gradlint.rules import gl001_stale_gradients as gl001
+from gradlint.rules import gl002_discarded_gradients as gl002
+from gradlint.rules import select as select_codes
+from gradlint.source import UnreadableSource, decode, encode
+from gradlint.tree import Tree
+
+MAX_FIX_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    select: tuple[str, ...] = ("GL",)
+    ignore: tuple[str, ...] = ()
+
+    def enabled(self, code: str) -> bool:
+        return bool(select_codes([code], self.select, self.ignore))
+
+
+@dataclass
+class Analysis:
+    """A parsed module and what the flow analysis proved about it."""
+
+    module: cst.Module
+    findings: list[Finding]
+    tree: Tree | None = field(default=None)
+
+    def get_tree(self) -> Tree:
+        if self.tree is None:
+            self.tree = Tree(self.module)
+        return self.tree
+
+
+def analyse(text: str) -> Analysis:
+    """Parse and analyse; raises libcst.ParserSyntaxError for invalid source."""
+    module = cst.parse_module(text)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    ranges = wrapper.resolve(PositionProvider)
+    positions = {node: (r.start.line, r.start.column) for node, r in ranges.items()}
+    knowledge = scan_module(module)
+    flow = Flow(module, knowledge, Recognizer(knowledge, positions))
+    return Analysis(module, flow.run())
+
+
+def code_of_finding(finding: Finding) -> str:
+    return "GL001" if isinstance(finding, StaleGradient) else "GL002"
+
+
+def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> list[Diagnostic]:
+    lines = text.splitlines()
+    out: list[Diagnostic] = []
+    for finding in analysis.findings:
+        code = code_of_finding(finding)
+        if not settings.enabled(code):
+            continue
+        if isinstance(finding, StaleGradient):
+            site, message, trail = finding.backward, gl001.message(finding), gl001.trail(finding)
+        else:
+            site, message, trail = finding.reset, gl002.message(finding), gl002.trail(finding)
+        if 0 < site.line <= len(lines) and noqa.is_suppressed(lines[site.line - 1], code):
+            continue
+        out.append(Diagnostic(code, path, site.line, site.col + 1, message, trail))
+    return sorted(out, key=lambda d: d.sort_key)
+
+
+def lint_text(path: str, text: str, settings: Settings, with_fixes: bool = False) -> list[Diagnostic]:
+    analysis = analyse(text)
+    diagnostics = diagnose(path, text, analysis, settings)
+    if not with_fixes:
+        return diagnostics
+    by_site = _findings_by_site(analysis, settings)
+    result = []
+    for diagnostic in diagnostics:
+        finding = by_site.get((diagnostic.code, diagnostic.line, diagnostic.col))
+        fix = _verified_fix(text, analysis, finding, settings) if finding is not None else None
+        result.append(Diagnostic(**{**diagnostic.__dict__, "fix": fix}))
+    return result
+
+
+def fix_text(text: str, settings: Settings) -> tuple[str, int]:
+    """Apply verified fixes one at a time until none is left; returns the text and the count."""
+    applied = 0
+    failed: set[tuple[str, int, int]] = set()
+    for _ in range(MAX_FIX_ROUNDS):
+        analysis = analyse(text)
+        lines = text.splitlines()
+        progress = False
+        for (code, line, col), finding in sorted(_findings_by_site(analysis, settings).items()):
+            if (code, line, col) in failed or noqa.is_suppressed(_line(lines, line), code):
+                continue
+            fix = _verified_fix(text, analysis, finding, settings)
+            if fix is None:
+                failed.add((code, line, col))
+                continue
+            text = fix.fixed_source
+            applied += 1
+            progress = True
+            failed = set()
+            break
+        if not progress:
+            break
+    return text, applied
+
+
+def _line(lines: list[str], number: int) -> str:
+    return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+def _findings_by_site(analysis: Analysis, settings: Settings) -> dict[tuple[str, int, int], Finding]:
+    out = {}
+    for finding in analysis.findings:
+        code = code_of_finding(finding)
+        if not settings.enabled(code):
+            continue
+        site = finding.backward if isinstance(finding, StaleGradient) else finding.reset
+        out[(code, site.line, site.col + 1)] = finding
+    return out
+
+
+def _verified_fix(text: str, analysis: Analysis, finding: Finding, settings: Settings) -> Fix | None:
+    tree = analysis.get_tree()
+    if isinstance(finding, StaleGradient):
+        description, candidates = gl001.fix_candidates(finding, tree)
+    elif isinstance(finding, DiscardedGradient):
+        description, candidates = gl002.fix_candidates(finding, tree)
+    else:
+        return None
+    before = _tally(analysis.findings)
+    target = (code_of_finding(finding), finding.owner)
+    for edit in candidates:
+        edited = fixes.apply(analysis.module, edit)
+        if edited is None:
+            continue
+        new_text = edited.code
+        try:
+            after = _tally(analyse(new_text).findings)
+        except cst.ParserSyntaxError:
+            continue
+        if after[target] < before[target] and all(after[k] <= before[k] for k in after):
+            return Fix(description, "safe", new_text)
+    return None
+
+
+def _tally(findings: list[Finding]) -> Counter[tuple[str, str]]:
+    return Counter((code_of_finding(f), f.owner) for f in findings)
+
+
+@dataclass
+class FileResult:
+    path: str
+    diagnostics: list[Diagnostic]
+    text: str = ""  # the source as read, for code frames and diffs
+    fixed_text: str | None = None  # set when fixes changed the text
+    fixes_applied: int = 0
+    written: bool = False
+    internal_error: bool = False
+
+
+def lint_source(
+    path: str, data: bytes, settings: Settings, fix: bool = False, with_fixes: bool = False
+) -> FileResult:
+    """Everything gradlint says about one file's bytes; never raises for bad input."""
+    try:
+        source = decode(path, data)
+    except UnreadableSource as error:
+        return FileResult(path, [_input_problem("GL901", path, 1, 1, str(error))])
+    text = source.text
+    try:
+        if fix:
+            fixed, count = fix_text(text, settings)
+            diagnostics = lint_text(path, fixed, settings)
+            changed = fixed if fixed != text else None
+            return FileResult(path, diagnostics, text, changed, count if changed else 0)
+        return FileResult(path, lint_text(path, text, settings, with_fixes), text)
+    except cst.ParserSyntaxError as error:
+        message = f"cannot parse: {error.message}"
+        return FileResult(
+            path, [_input_problem("GL900", path, error.raw_line, error.raw_column + 1, message)], text
+        )
+    except RecursionError:
+        message = "cannot parse: nesting too deep for the parser"
+        return FileResult(path, [_input_problem("GL900", path, 1, 1, message)], text)
+    except Exception as error:  # noqa: BLE001 -- one file's failure must not end the run
+        message = f"internal error ({type(error).__name__}: {error}); please report this file"
+        return FileResult(path, [_input_problem("GL999", path, 1, 1, message)], text, internal_error=True)
+
+
+def lint_path(path: str, settings: Settings, fix: bool = False, with_fixes: bool = False) -> FileResult:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return FileResult(path, [_input_problem("GL901", path, 1, 1, f"cannot read file: {reason}")])
+    result = lint_source(path, data, settings, fix=fix, with_fixes=with_fixes)
+    if fix and result.fixed_text is not None:
+        source = decode(path, data)
+        result.written = fixes.write_atomically(path, data, encode(source, result.fixed_text))
+    return result
+
+
+def _input_problem(code: str, path: str, line: int, col: int, message: str) -> Diagnostic:
+    return Diagnostic(code, path, max(line, 1), max(col, 1), message)

@@ -1,0 +1,134 @@
+"""Turning a finding into new source text: tree edits, checked by parsing and re-linting.
+
+A plan is a list of candidate edits, best first; the engine keeps the first whose result
+parses and whose re-lint shows the finding gone and nothing new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+
+@dataclass(frozen=True)
+class InsertAfter:
+    anchor: cst.BaseStatement
+    code: str
+
+
+@dataclass(frozen=True)
+class InsertFirst:
+    loop: cst.For | cst.While
+    code: str
+
+
+@dataclass(frozen=True)
+class MoveAfter:
+    statement: cst.BaseStatement
+    anchor: cst.BaseStatement
+
+
+Edit = InsertAfter | InsertFirst | MoveAfter
+
+
+def apply(module: cst.Module, edit: Edit) -> cst.Module | None:
+    try:
+        result = module.visit(_Editor(edit))
+    except (cst.ParserSyntaxError, ValueError, TypeError):
+        return None
+    return result if isinstance(result, cst.Module) else None
+
+
+class _Editor(cst.CSTTransformer):
+    def __init__(self, edit: Edit):
+        self.edit = edit
+        self.moved: cst.BaseStatement | None = None
+        if isinstance(edit, MoveAfter):
+            self.moved = edit.statement
+
+    def _new_statement(self) -> cst.BaseStatement:
+        if isinstance(self.edit, MoveAfter):
+            return self.edit.statement.with_changes(
+                leading_lines=[]
+            ) if _only_blank(self.edit.statement) else self.edit.statement
+        return cst.parse_statement(self.edit.code + "\n")
+
+    def _rewrite(self, original: cst.CSTNode, body: list[cst.BaseStatement]) -> list[cst.BaseStatement] | None:
+        edit = self.edit
+        out: list[cst.BaseStatement] = []
+        changed = False
+        originals = list(original.body)  # type: ignore[attr-defined]
+        for old, new in zip(originals, body):
+            if isinstance(edit, MoveAfter) and old is edit.statement:
+                changed = True
+                continue
+            out.append(new)
+            anchor = getattr(edit, "anchor", None)
+            if anchor is not None and old is anchor:
+                out.append(self._new_statement())
+                changed = True
+        return out if changed else None
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        body = self._rewrite(original, list(updated.body))
+        if body is not None:
+            updated = updated.with_changes(body=body or [cst.SimpleStatementLine([cst.Pass()])])
+        return updated
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        body = self._rewrite(original, list(updated.body))
+        return updated.with_changes(body=body) if body is not None else updated
+
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
+        return self._first(original, updated)  # type: ignore[return-value]
+
+    def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
+        return self._first(original, updated)  # type: ignore[return-value]
+
+    def _first(self, original: cst.For | cst.While, updated: cst.For | cst.While) -> cst.For | cst.While:
+        if not (isinstance(self.edit, InsertFirst) and original is self.edit.loop):
+            return updated
+        block = updated.body
+        if not isinstance(block, cst.IndentedBlock):
+            raise ValueError("loop body on one line")
+        return updated.with_changes(
+            body=block.with_changes(body=[self._new_statement(), *block.body])
+        )
+
+
+def _only_blank(statement: cst.BaseStatement) -> bool:
+    lines = getattr(statement, "leading_lines", ())
+    return all(line.comment is None for line in lines)
+
+
+def write_atomically(path: str, original: bytes, data: bytes) -> bool:
+    """Replace the file's content with `data` unless it changed since it was read as `original`.
+
+    The new content goes to a temporary file in the same folder (same permissions) and is
+    renamed over the original, so an interruption leaves either the old or the new file.
+    """
+    import os
+    import tempfile
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() != original:
+                return False
+        mode = os.stat(path).st_mode
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(prefix=".gradlint-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, mode & 0o7777)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,48 @@
+"""Each finding with a code frame, the path of events that proves it, and its fix as a diff."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from gradlint.diagnostics import Diagnostic
+
+
+def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
+    parts = []
+    for d in diagnostics:
+        lines = [f"{d.path}:{d.line}:{d.col}: {d.code} {d.message}"]
+        text = sources.get(d.path, "")
+        lines.extend(_frame(text, d.line, d.col))
+        if d.trail:
+            lines.append("  path: " + " → ".join(d.trail))
+        if d.fix is not None:
+            lines.append(f"  fix ({d.fix.applicability}): {d.fix.description}")
+            lines.extend("    " + line for line in diff(d.path, text, d.fix.fixed_source).splitlines())
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def _frame(text: str, line: int, col: int) -> list[str]:
+    source_lines = text.splitlines()
+    if not 0 < line <= len(source_lines):
+        return []
+    out = []
+    width = len(str(min(line + 1, len(source_lines))))
+    for number in range(max(1, line - 2), min(len(source_lines), line + 1) + 1):
+        marker = ">" if number == line else " "
+        out.append(f"  {marker} {number:>{width}} | {source_lines[number - 1]}")
+        if number == line:
+            out.append(f"    {' ' * width} | {' ' * (col - 1)}^")
+    return out
+
+
+def diff(path: str, before: str, after: str) -> str:
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=f"a/{path}",
+        tofile=f"b/{path}",
+    )
+    # as `diff -u` does, say so where a file does not end with a newline
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

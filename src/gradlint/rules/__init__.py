@@ -1,0 +1,24 @@
+"""The rule registry: each code, its documentation, and how its findings are worded and fixed."""
+
+from __future__ import annotations
+
+from gradlint.rules.base import Rule
+from gradlint.rules.gl001_stale_gradients import RULE as GL001
+from gradlint.rules.gl002_discarded_gradients import RULE as GL002
+from gradlint.rules.gl9xx_input_problems import GL900, GL901, GL999
+
+RULES: dict[str, Rule] = {rule.code: rule for rule in (GL001, GL002, GL900, GL901, GL999)}
+
+
+def select(codes: list[str], select: tuple[str, ...], ignore: tuple[str, ...]) -> list[str]:
+    """Codes chosen by prefix: `GL` selects all, `GL00` both core rules; ignore wins on a tie."""
+
+    def best(code: str, prefixes: tuple[str, ...]) -> int:
+        return max((len(p) for p in prefixes if code.startswith(p)), default=-1)
+
+    chosen = []
+    for code in codes:
+        chosen_by, ignored_by = best(code, select), best(code, ignore)
+        if chosen_by >= 0 and chosen_by >= ignored_by:
+            chosen.append(code)
+    return chosen

@@ -1,0 +1,116 @@
+"""GL002 discarded-gradients: a reset throws away gradient before any update reads it."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradlint.analysis.state import DiscardedGradient
+from gradlint.fixes import Edit, MoveAfter
+from gradlint.rules.base import Rule
+from gradlint.tree import Tree
+
+RULE = Rule(
+    code="GL002",
+    name="discarded-gradients",
+    summary="A reset throws away gradient before the update that should read it",
+    fixable=True,
+    docs="""## What it does
+Finds paths on which gradient from a `backward()` is reset (`zero_grad()`, `p.grad = None`,
+`p.grad.zero_()`) before any update reads it, and then either
+- the next update of those parameters finds no gradient at all (a reset between `backward()`
+  and `step()`), or
+- the next update reads gradient from the same `backward()` call whose earlier gradient was
+  discarded: accumulation defeated (a reset every iteration while the update runs only every
+  k iterations).
+
+It is reported at the reset, with the path from the `backward()` to the update.
+
+Not reported: gradient that one model's loss leaves in another model's parameters and that
+the other model's own reset clears before its own update (GAN generator and discriminator);
+a reset of a strict subset of the parameters (freezing layers with `p.grad = None` for some
+of them); a reset under a condition that then skips the update with `continue` (discarding a
+bad batch on purpose); a reset by a call gradlint cannot see into.
+
+## Why is this bad?
+The step sees no gradient, so the model does not learn (with `set_to_none=True` the step
+skips the parameters entirely); or, with broken accumulation, each update uses only the last
+micro-batch, silently shrinking the effective batch size by a factor of k.
+
+## Example
+```python
+for x, y in loader:
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+```
+
+## Use instead
+```python
+for x, y in loader:
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+```
+
+## Fix safety
+The fix moves the misplaced reset to directly after the update it starved (inside the
+update's condition, for accumulation). It is applied only if the result parses and
+re-linting shows the finding gone and no new GL001/GL002.
+""",
+)
+
+
+def message(finding: DiscardedGradient) -> str:
+    reset, backward, update = finding.reset, finding.backward, finding.update
+    if finding.nothing_left:
+        return (
+            f"`{reset.label}` discards the gradient of `{backward.label}` (line {backward.line}) "
+            f"before `{update.label}` at line {update.line}, which then finds no gradient"
+        )
+    return (
+        f"`{reset.label}` discards gradient that `{backward.label}` (line {backward.line}) "
+        f"accumulated for `{update.label}` at line {update.line}: accumulation defeated"
+    )
+
+
+def trail(finding: DiscardedGradient) -> tuple[str, ...]:
+    steps = [f"{finding.backward.label} at line {finding.backward.line}"]
+    if finding.reset.line <= finding.backward.line:
+        steps.append("next iteration")
+    steps.append(f"{finding.reset.label} at line {finding.reset.line}")
+    if finding.update.line <= finding.reset.line:
+        steps.append("next iteration")
+    steps.append(f"{finding.update.label} at line {finding.update.line}")
+    return tuple(steps)
+
+
+def fix_candidates(finding: DiscardedGradient, tree: Tree) -> tuple[str, list[Edit]]:
+    reset, update = finding.reset.node, finding.update.node
+    if reset is None or update is None:
+        return "", []
+    moved = tree.statement(reset)
+    anchor = tree.statement(update)
+    if not isinstance(anchor, cst.SimpleStatementLine) or moved is None:
+        return "", []
+    if isinstance(moved, cst.SimpleStatementLine) and len(moved.body) != 1:
+        return "", []
+    # A reset inside `for p in params:` moves with its loop.
+    parent_loop = next(iter(tree.loops(moved)), None)
+    tensor = finding.reset.label.split(".grad", 1)[0]
+    if isinstance(parent_loop, cst.For) and tensor in _target_names(parent_loop.target):
+        moved = parent_loop
+    if moved is anchor or any(a is moved for a in tree.ancestors(anchor)):
+        return "", []
+    return f"Move `{finding.reset.label}` after `{update_label(finding)}`", [MoveAfter(moved, anchor)]
+
+
+def _target_names(target: cst.BaseExpression) -> set[str]:
+    if isinstance(target, cst.Tuple):
+        return {e.value.value for e in target.elements if isinstance(e.value, cst.Name)}
+    return {target.value} if isinstance(target, cst.Name) else set()
+
+
+def update_label(finding: DiscardedGradient) -> str:
+    return finding.update.label

@@ -1,0 +1,52 @@
+"""Where a node sits in its module: parents, statements, blocks and loops. Used by fixes."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+
+class Tree:
+    def __init__(self, module: cst.Module):
+        self.module = module
+        self.parent: dict[int, cst.CSTNode] = {}
+        stack: list[cst.CSTNode] = [module]
+        while stack:
+            node = stack.pop()
+            for child in node.children:
+                self.parent[id(child)] = node
+                stack.append(child)
+
+    def ancestors(self, node: cst.CSTNode) -> list[cst.CSTNode]:
+        out = []
+        while id(node) in self.parent:
+            node = self.parent[id(node)]
+            out.append(node)
+        return out
+
+    def statement(self, node: cst.CSTNode) -> cst.BaseStatement | None:
+        """The statement line (or compound statement) a node belongs to."""
+        if isinstance(node, cst.BaseStatement):
+            return node
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, cst.BaseStatement):
+                return ancestor
+        return None
+
+    def loops(self, node: cst.CSTNode) -> list[cst.For | cst.While]:
+        """Enclosing loops of the same function, innermost first."""
+        out: list[cst.For | cst.While] = []
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                break
+            if isinstance(ancestor, (cst.For, cst.While)):
+                out.append(ancestor)
+        return out
+
+    def conditional_within(self, node: cst.CSTNode, loop: cst.CSTNode) -> bool:
+        """Whether `node` runs only on some passes of `loop` (under if/except/match/else)."""
+        for ancestor in self.ancestors(node):
+            if ancestor is loop:
+                return False
+            if isinstance(ancestor, (cst.If, cst.Else, cst.ExceptHandler, cst.MatchCase, cst.For, cst.While)):
+                return True
+        return True

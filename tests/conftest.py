@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+_EXPECT = re.compile(r"#.*\bexpect:\s*((?:GL\d{3}[,\s]*)+)")
+_RUNTIME_SKIP = re.compile(r"^# runtime: skip\b(.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    path: Path
+    text: str
+
+    @property
+    def expected(self) -> set[tuple[str, int]]:
+        """(code, line) pairs written in the fixture as `# expect: GL001` comments."""
+        found = set()
+        for number, line in enumerate(self.text.splitlines(), 1):
+            match = _EXPECT.search(line)
+            if match:
+                for code in re.findall(r"GL\d{3}", match.group(1)):
+                    found.add((code, number))
+        return found
+
+    @property
+    def fixed_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".fixed.py")
+
+    @property
+    def runtime_skip(self) -> str | None:
+        match = _RUNTIME_SKIP.search(self.text)
+        return match.group(1).strip(" ()") if match else None
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+def fixtures() -> list[Fixture]:
+    paths = sorted(p for p in FIXTURES.glob("*/*.py") if not p.name.endswith(".fixed.py"))
+    return [Fixture(p, p.read_text(encoding="utf-8")) for p in paths]
