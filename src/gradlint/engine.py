@@ -62,19 +62,21 @@ def code_of_finding(finding: Finding) -> str:
 
 
 def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> list[Diagnostic]:
+    """One diagnostic per reported construct; several owners at one site share it."""
     lines = text.splitlines()
     out: list[Diagnostic] = []
-    for finding in analysis.findings:
-        code = code_of_finding(finding)
-        if not settings.enabled(code):
+    for (code, line, col), group in _findings_by_site(analysis, settings).items():
+        if noqa.is_suppressed(_line(lines, line), code):
             continue
+        finding = group[0]
         if isinstance(finding, StaleGradient):
-            site, message, trail = finding.backward, gl001.message(finding), gl001.trail(finding)
+            message, trail = gl001.message(finding), gl001.trail(finding)
         else:
-            site, message, trail = finding.reset, gl002.message(finding), gl002.trail(finding)
-        if 0 < site.line <= len(lines) and noqa.is_suppressed(lines[site.line - 1], code):
-            continue
-        out.append(Diagnostic(code, path, site.line, site.col + 1, message, trail))
+            message, trail = gl002.message(finding), gl002.trail(finding)
+        others = [f"`{f.owner}`" for f in group[1:]]
+        if others:
+            message += f" (the same holds for {', '.join(others)})"
+        out.append(Diagnostic(code, path, line, col, message, trail))
     return sorted(out, key=lambda d: d.sort_key)
 
 
@@ -86,8 +88,8 @@ def lint_text(path: str, text: str, settings: Settings, with_fixes: bool = False
     by_site = _findings_by_site(analysis, settings)
     result = []
     for diagnostic in diagnostics:
-        finding = by_site.get((diagnostic.code, diagnostic.line, diagnostic.col))
-        fix = _verified_fix(text, analysis, finding, settings) if finding is not None else None
+        group = by_site.get((diagnostic.code, diagnostic.line, diagnostic.col))
+        fix = _verified_fix(text, analysis, group[0], settings) if group else None
         result.append(Diagnostic(**{**diagnostic.__dict__, "fix": fix}))
     return result
 
@@ -95,17 +97,23 @@ def lint_text(path: str, text: str, settings: Settings, with_fixes: bool = False
 def fix_text(text: str, settings: Settings) -> tuple[str, int]:
     """Apply verified fixes one at a time until none is left; returns the text and the count."""
     applied = 0
-    failed: set[tuple[str, int, int]] = set()
+    failed: set[tuple[str, int, int, str]] = set()
     for _ in range(MAX_FIX_ROUNDS):
         analysis = analyse(text)
         lines = text.splitlines()
         progress = False
-        for (code, line, col), finding in sorted(_findings_by_site(analysis, settings).items()):
-            if (code, line, col) in failed or noqa.is_suppressed(_line(lines, line), code):
+        candidates = [
+            (site, finding)
+            for site, group in sorted(_findings_by_site(analysis, settings).items())
+            for finding in group
+        ]
+        for (code, line, col), finding in candidates:
+            key = (code, line, col, finding.owner)
+            if key in failed or noqa.is_suppressed(_line(lines, line), code):
                 continue
             fix = _verified_fix(text, analysis, finding, settings)
             if fix is None:
-                failed.add((code, line, col))
+                failed.add(key)
                 continue
             text = fix.fixed_source
             applied += 1
@@ -121,14 +129,16 @@ def _line(lines: list[str], number: int) -> str:
     return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
-def _findings_by_site(analysis: Analysis, settings: Settings) -> dict[tuple[str, int, int], Finding]:
-    out = {}
+def _findings_by_site(
+    analysis: Analysis, settings: Settings
+) -> dict[tuple[str, int, int], list[Finding]]:
+    out: dict[tuple[str, int, int], list[Finding]] = {}
     for finding in analysis.findings:
         code = code_of_finding(finding)
         if not settings.enabled(code):
             continue
         site = finding.backward if isinstance(finding, StaleGradient) else finding.reset
-        out[(code, site.line, site.col + 1)] = finding
+        out.setdefault((code, site.line, site.col + 1), []).append(finding)
     return out
 
 

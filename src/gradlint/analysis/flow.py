@@ -100,7 +100,7 @@ class Flow:
         self.knowledge = knowledge
         self.recognizer = recognizer
         self.index = _index(module, knowledge, recognizer)
-        self.findings: dict[tuple[str, int, int], gs.Finding] = {}
+        self.findings: dict[tuple[str, int, int, str], gs.Finding] = {}
         self.scopes_analysed = 0
         self.scopes_abandoned = 0
 
@@ -569,11 +569,10 @@ class Flow:
 
     def _record(self, finding: gs.Finding) -> None:
         if isinstance(finding, gs.StaleGradient):
-            key = ("GL001", finding.backward.line, finding.backward.col)
-            order = _order(finding)
+            key = ("GL001", finding.backward.line, finding.backward.col, finding.owner)
         else:
-            key = ("GL002", finding.reset.line, finding.reset.col)
-            order = _order(finding)
+            key = ("GL002", finding.reset.line, finding.reset.col, finding.owner)
+        order = _order(finding)
         known = self.findings.get(key)
         if known is None or order < _order(known):
             self.findings[key] = finding
