@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from gradlint.analysis import state as gs
+from gradlint.analysis.counters import Residue, ResidueTest, residue_test
 from gradlint.analysis.events import (
     Backward,
     Event,
@@ -294,7 +295,7 @@ class Flow:
             if isinstance(stmt, cst.While):
                 ready = self._calls(stmt.test, head, ctx)
             body = self._block(_body(stmt.body), ready, body_ctx)
-            back = {_next_iteration(s, assigned, loop_id) for s in body.normal | body.continues}
+            back = {_next_iteration(s, assigned, loop) for s in body.normal | body.continues}
             new_head = entry | back
             if len(new_head) > MAX_STATES:
                 raise TooComplex
@@ -342,7 +343,13 @@ class Flow:
         false_states: set[State] = set()
         key, polarity = _condition_key(test)
         stable = _is_stable(test)
+        counting = self._residue_test(test, ctx)
         for s in states:
+            if counting is not None:
+                true_side, false_side = _branch_on_residue(counting, s, ctx)
+                true_states |= true_side
+                false_states |= false_side
+                continue
             value = self._evaluate(test, s, ctx)
             if value is None and key is not None:
                 if (key, polarity) in s.assumed:
@@ -360,6 +367,15 @@ class Flow:
                 true_states.add(s)
                 false_states.add(s)
         return true_states, false_states
+
+    def _residue_test(self, test: cst.BaseExpression, ctx: Context) -> tuple[ResidueTest, Loop] | None:
+        found = residue_test(test)
+        if found is None:
+            return None
+        for loop in reversed(ctx.loops):
+            if loop.counter == found.counter:
+                return found, loop
+        return None
 
     def _evaluate(self, test: cst.BaseExpression, s: State, ctx: Context) -> bool | None:
         if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
@@ -638,11 +654,39 @@ def _forget(s: State, targets: set[str]) -> State:
     return s if kept == s.assumed else replace(s, assumed=kept)
 
 
-def _next_iteration(s: State, assigned: set[str], loop_id: int) -> State:
+def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
     kept = frozenset(
         a for a in s.assumed if a[0] != SYNC_GRADIENTS and not (_condition_names(a[0]) & assigned)
     )
-    return replace(s, assumed=kept, first=s.first - {loop_id})
+    residues = s.residues
+    if residues:
+        moved = set()
+        for residue in residues:
+            if residue.counter == loop.counter:
+                shifted = residue.next_pass()
+                if shifted is not None:
+                    moved.add(shifted)
+            elif not ({residue.counter} | _condition_names(residue.modulus)) & assigned:
+                moved.add(residue)
+        residues = frozenset(moved)
+    return replace(s, assumed=kept, first=s.first - {loop.node_id}, residues=residues)
+
+
+def _branch_on_residue(
+    counting: tuple[ResidueTest, Loop], s: State, ctx: Context
+) -> tuple[set[State], set[State]]:
+    test, loop = counting
+    known = s.residue(test.counter, test.modulus)
+    if known is None and loop.node_id in s.first:
+        known = Residue(test.counter, test.modulus, exact=0)
+        s = s.with_residue(None, known)
+    value = known.value(test.residue) if known is not None else None
+    if value is not None:
+        return ({s}, set()) if value == test.equal else (set(), {s})
+    base = known or Residue(test.counter, test.modulus)
+    holds = s.with_residue(known, base.assume(test.residue, True))
+    fails = s.with_residue(known, base.assume(test.residue, False))
+    return ({holds}, {fails}) if test.equal else ({fails}, {holds})
 
 
 _NAME_CACHE: dict[str, frozenset[str]] = {}

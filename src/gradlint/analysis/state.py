@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from gradlint.analysis.counters import Residue
 from gradlint.analysis.events import Site
 
 
@@ -96,6 +97,17 @@ class State:
     background: frozenset[Site] = frozenset()  # every backward so far, for owners named late
     assumed: frozenset[tuple[str, bool]] = frozenset()  # conditions branched on, and their value
     first: frozenset[int] = frozenset()  # loops (by id) in their first iteration
+    residues: frozenset[Residue] = frozenset()  # loop counters modulo k
+
+    def residue(self, counter: str, modulus: str) -> Residue | None:
+        for known in self.residues:
+            if known.counter == counter and known.modulus == modulus:
+                return known
+        return None
+
+    def with_residue(self, old: Residue | None, new: Residue) -> State:
+        kept = self.residues - {old} if old is not None else self.residues
+        return replace(self, residues=kept | {new})
 
     def facts(self, owner: str) -> Facts:
         for key, facts in self.owners:
