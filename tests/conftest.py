@@ -8,6 +8,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = Path(__file__).parent.parent / "examples"
 _EXPECT = re.compile(r"#.*\bexpect:\s*((?:GL\d{3}[,\s]*)+)")
 _RUNTIME_SKIP = re.compile(r"^# runtime: skip\b(.*)$", re.MULTILINE)
+# `# runtime: GL002 (why)`: autograd reports this line although gradlint, on purpose, does not
+_RUNTIME_ONLY = re.compile(r"#.*\bruntime:\s*(GL\d{3})\s*\(")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,14 @@ class Fixture:
                 for code in re.findall(r"GL\d{3}", match.group(1)):
                     found.add((code, number))
         return found
+
+    @property
+    def runtime_only(self) -> set[tuple[str, int]]:
+        return {
+            (match.group(1), number)
+            for number, line in enumerate(self.text.splitlines(), 1)
+            if (match := _RUNTIME_ONLY.search(line))
+        }
 
     @property
     def fixed_path(self) -> Path:

@@ -33,7 +33,9 @@ DISCARDED = textwrap.dedent(
     """
 )
 CLEAN = STALE_FIXED
-FLAKE8_LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>GL\d{3}) (?P<msg>.+)$")
+FLAKE8_LINE = re.compile(
+    r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>GL\d{3}) (?P<msg>.+)$"
+)
 
 
 @pytest.fixture
@@ -87,7 +89,11 @@ def test_folder_walk_skips_ignored_and_virtualenvs(runner, project):
     (project / "pkg" / "bad.py").write_text(STALE)
     result = runner.invoke(main, ["check", "."])
     paths = sorted({line.split(":")[0] for line in result.stdout.splitlines()})
-    assert paths == ["pkg/bad.py", "stale.py"] or paths == ["discarded.py", "pkg/bad.py", "stale.py"]
+    assert paths == ["pkg/bad.py", "stale.py"] or paths == [
+        "discarded.py",
+        "pkg/bad.py",
+        "stale.py",
+    ]
     assert "discarded.py" in paths
 
 
@@ -109,7 +115,12 @@ def test_unknown_code_is_a_usage_error(runner, project):
 
 @pytest.mark.parametrize(
     ("comment", "suppressed"),
-    [("  # noqa", True), ("  # noqa: GL001", True), ("  # noqa: GL002", False), ("  # NOQA:GL001", True)],
+    [
+        ("  # noqa", True),
+        ("  # noqa: GL001", True),
+        ("  # noqa: GL002", False),
+        ("  # NOQA:GL001", True),
+    ],
 )
 def test_noqa(runner, project, comment, suppressed):
     text = STALE.replace("loss.backward()", "loss.backward()" + comment)
@@ -188,7 +199,13 @@ def test_bad_input_does_not_stop_the_run(runner, project):
 def test_rule_docs(runner):
     result = runner.invoke(main, ["rule", "GL001"])
     assert result.exit_code == 0
-    for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Fix safety"):
+    for section in (
+        "## What it does",
+        "## Why is this bad?",
+        "## Example",
+        "## Use instead",
+        "## Fix safety",
+    ):
         assert section in result.stdout
     listing = runner.invoke(main, ["rules"]).stdout
     assert "GL001" in listing and "GL002" in listing

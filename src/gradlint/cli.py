@@ -59,7 +59,9 @@ def check(
     quiet: bool,
 ) -> None:
     """Lint PATHS (files or folders; `-` reads standard input)."""
-    unknown = [c for c in (*_codes(select), *_codes(ignore)) if not any(r.startswith(c) for r in RULES)]
+    unknown = [
+        c for c in (*_codes(select), *_codes(ignore)) if not any(r.startswith(c) for r in RULES)
+    ]
     if unknown:
         raise click.UsageError(f"unknown rule code or prefix: {', '.join(unknown)}")
     settings = Settings(select=_codes(select) or ("GL",), ignore=_codes(ignore))
@@ -78,10 +80,14 @@ def check(
         for candidate in discover([path]):
             if candidate.problem is not None:
                 message = f"{candidate.problem}"
-                results.append(FileResult(candidate.path, [Diagnostic("GL901", candidate.path, 1, 1, message)]))
+                results.append(
+                    FileResult(candidate.path, [Diagnostic("GL901", candidate.path, 1, 1, message)])
+                )
                 continue
             results.append(
-                lint_path(candidate.path, settings, fix=fix and not show_diff, with_fixes=with_fixes)
+                lint_path(
+                    candidate.path, settings, fix=fix and not show_diff, with_fixes=with_fixes
+                )
                 if not show_diff
                 else lint_source_at(candidate.path, settings)
             )
@@ -124,7 +130,9 @@ def _shown(diagnostic: Diagnostic, settings: Settings) -> bool:
     return True
 
 
-def _summary(diagnostics: list[Diagnostic], fixed: int, show_diff: bool, results: list[FileResult]) -> None:
+def _summary(
+    diagnostics: list[Diagnostic], fixed: int, show_diff: bool, results: list[FileResult]
+) -> None:
     err = click.get_text_stream("stderr")
     if show_diff:
         changed = sum(1 for r in results if r.fixed_text is not None)
@@ -136,7 +144,9 @@ def _summary(diagnostics: list[Diagnostic], fixed: int, show_diff: bool, results
     if fixed:
         parts.append(f"fixed {fixed}")
     if parts:
-        err.write(", ".join(parts) + f" in {len(results)} file{'s' if len(results) != 1 else ''}.\n")
+        err.write(
+            ", ".join(parts) + f" in {len(results)} file{'s' if len(results) != 1 else ''}.\n"
+        )
     else:
         err.write(f"All checks passed ({len(results)} file{'s' if len(results) != 1 else ''}).\n")
 

@@ -9,8 +9,27 @@ from dataclasses import dataclass
 import pathspec
 
 SKIPPED_DIRECTORIES = frozenset(
-    """.git .hg .svn .bzr .venv venv .tox .nox .eggs __pycache__ build dist node_modules
-    .mypy_cache .pytest_cache .ruff_cache .gradlint_cache site-packages .ipynb_checkpoints""".split()
+    [
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".eggs",
+        "__pycache__",
+        "build",
+        "dist",
+        "node_modules",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".gradlint_cache",
+        "site-packages",
+        ".ipynb_checkpoints",
+    ]
 )
 
 

@@ -80,7 +80,9 @@ def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> li
     return sorted(out, key=lambda d: d.sort_key)
 
 
-def lint_text(path: str, text: str, settings: Settings, with_fixes: bool = False) -> list[Diagnostic]:
+def lint_text(
+    path: str, text: str, settings: Settings, with_fixes: bool = False
+) -> list[Diagnostic]:
     analysis = analyse(text)
     diagnostics = diagnose(path, text, analysis, settings)
     if not with_fixes:
@@ -142,7 +144,9 @@ def _findings_by_site(
     return out
 
 
-def _verified_fix(text: str, analysis: Analysis, finding: Finding, settings: Settings) -> Fix | None:
+def _verified_fix(
+    text: str, analysis: Analysis, finding: Finding, settings: Settings
+) -> Fix | None:
     tree = analysis.get_tree()
     if isinstance(finding, StaleGradient):
         description, candidates = gl001.fix_candidates(finding, tree)
@@ -200,23 +204,31 @@ def lint_source(
     except cst.ParserSyntaxError as error:
         message = f"cannot parse: {error.message}"
         return FileResult(
-            path, [_input_problem("GL900", path, error.raw_line, error.raw_column + 1, message)], text
+            path,
+            [_input_problem("GL900", path, error.raw_line, error.raw_column + 1, message)],
+            text,
         )
     except RecursionError:
         message = "cannot parse: nesting too deep for the parser"
         return FileResult(path, [_input_problem("GL900", path, 1, 1, message)], text)
     except Exception as error:  # noqa: BLE001 -- one file's failure must not end the run
         message = f"internal error ({type(error).__name__}: {error}); please report this file"
-        return FileResult(path, [_input_problem("GL999", path, 1, 1, message)], text, internal_error=True)
+        return FileResult(
+            path, [_input_problem("GL999", path, 1, 1, message)], text, internal_error=True
+        )
 
 
-def lint_path(path: str, settings: Settings, fix: bool = False, with_fixes: bool = False) -> FileResult:
+def lint_path(
+    path: str, settings: Settings, fix: bool = False, with_fixes: bool = False
+) -> FileResult:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
         reason = error.strerror or str(error)
-        return FileResult(path, [_input_problem("GL901", path, 1, 1, f"cannot read file: {reason}")])
+        return FileResult(
+            path, [_input_problem("GL901", path, 1, 1, f"cannot read file: {reason}")]
+        )
     result = lint_source(path, data, settings, fix=fix, with_fixes=with_fixes)
     if fix and result.fixed_text is not None:
         source = decode(path, data)

@@ -7,6 +7,7 @@ parses and whose re-lint shows the finding gone and nothing new.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import libcst as cst
 
@@ -29,7 +30,7 @@ class MoveAfter:
     anchor: cst.BaseStatement
 
 
-Edit = InsertAfter | InsertFirst | MoveAfter
+Edit = Union[InsertAfter, InsertFirst, MoveAfter]
 
 
 def apply(module: cst.Module, edit: Edit) -> cst.Module | None:
@@ -49,12 +50,16 @@ class _Editor(cst.CSTTransformer):
 
     def _new_statement(self) -> cst.BaseStatement:
         if isinstance(self.edit, MoveAfter):
-            return self.edit.statement.with_changes(
-                leading_lines=[]
-            ) if _only_blank(self.edit.statement) else self.edit.statement
+            return (
+                self.edit.statement.with_changes(leading_lines=[])
+                if _only_blank(self.edit.statement)
+                else self.edit.statement
+            )
         return cst.parse_statement(self.edit.code + "\n")
 
-    def _rewrite(self, original: cst.CSTNode, body: list[cst.BaseStatement]) -> list[cst.BaseStatement] | None:
+    def _rewrite(
+        self, original: cst.CSTNode, body: list[cst.BaseStatement]
+    ) -> list[cst.BaseStatement] | None:
         edit = self.edit
         out: list[cst.BaseStatement] = []
         changed = False
@@ -70,7 +75,9 @@ class _Editor(cst.CSTTransformer):
                 changed = True
         return out if changed else None
 
-    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
         body = self._rewrite(original, list(updated.body))
         if body is not None:
             updated = updated.with_changes(body=body or [cst.SimpleStatementLine([cst.Pass()])])
@@ -86,7 +93,9 @@ class _Editor(cst.CSTTransformer):
     def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
         return self._first(original, updated)  # type: ignore[return-value]
 
-    def _first(self, original: cst.For | cst.While, updated: cst.For | cst.While) -> cst.For | cst.While:
+    def _first(
+        self, original: cst.For | cst.While, updated: cst.For | cst.While
+    ) -> cst.For | cst.While:
         if not (isinstance(self.edit, InsertFirst) and original is self.edit.loop):
             return updated
         block = updated.body

@@ -47,6 +47,8 @@ class Tree:
         for ancestor in self.ancestors(node):
             if ancestor is loop:
                 return False
-            if isinstance(ancestor, (cst.If, cst.Else, cst.ExceptHandler, cst.MatchCase, cst.For, cst.While)):
+            if isinstance(
+                ancestor, (cst.If, cst.Else, cst.ExceptHandler, cst.MatchCase, cst.For, cst.While)
+            ):
                 return True
         return True

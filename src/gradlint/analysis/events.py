@@ -8,6 +8,7 @@ the caller's objects, the loop variable of a loop over a model's parameters).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Union
 
 import libcst as cst
 
@@ -63,7 +64,7 @@ class Reset:
     tensors: tuple[str, ...] = ()  # w.grad = None, w.grad.zero_()
 
 
-Event = Backward | Update | Reset
+Event = Union[Backward, Update, Reset]
 
 
 @dataclass(frozen=True)
@@ -167,9 +168,7 @@ class Recognizer:
         return None
 
     # statements ----------------------------------------------------------------------------
-    def assignment(
-        self, node: cst.Assign | cst.AugAssign | cst.Del, names: Names
-    ) -> list[Event]:
+    def assignment(self, node: cst.Assign | cst.AugAssign | cst.Del, names: Names) -> list[Event]:
         """Events made by the assignment itself (calls in its value are handled by the caller)."""
         if isinstance(node, cst.Del):
             text = dotted(node.target)

@@ -22,15 +22,14 @@ from gradlint.analysis.events import (
     Backward,
     Event,
     Names,
-    ParamGroup,
     Recognizer,
     Reset,
     Update,
     parameter_group,
 )
 from gradlint.analysis.owners import Knowledge
-from gradlint.analysis.syntax import assigned_targets, code_of, dotted, last_name, names_in, walk
 from gradlint.analysis.state import State
+from gradlint.analysis.syntax import assigned_targets, code_of, dotted, last_name, names_in, walk
 
 MAX_STATES = 4096
 MAX_LOOP_PASSES = 32
@@ -38,15 +37,88 @@ MAX_INLINE_DEPTH = 4
 SYNC_GRADIENTS = "<sync_gradients>"  # Accelerate's accumulate(): step and zero_grad are gated
 
 _HARMLESS_ROOTS = frozenset(
-    """torch nn F np numpy math random logging logger log print len range enumerate zip list
-    tuple dict set sum min max sorted str repr int float bool iter next id type isinstance
-    getattr hasattr setattr wandb mlflow tqdm time os sys json pickle copy warnings abs round
-    writer tb_writer summary_writer""".split()
+    [
+        "torch",
+        "nn",
+        "F",
+        "np",
+        "numpy",
+        "math",
+        "random",
+        "logging",
+        "logger",
+        "log",
+        "print",
+        "len",
+        "range",
+        "enumerate",
+        "zip",
+        "list",
+        "tuple",
+        "dict",
+        "set",
+        "sum",
+        "min",
+        "max",
+        "sorted",
+        "str",
+        "repr",
+        "int",
+        "float",
+        "bool",
+        "iter",
+        "next",
+        "id",
+        "type",
+        "isinstance",
+        "getattr",
+        "hasattr",
+        "setattr",
+        "wandb",
+        "mlflow",
+        "tqdm",
+        "time",
+        "os",
+        "sys",
+        "json",
+        "pickle",
+        "copy",
+        "warnings",
+        "abs",
+        "round",
+        "writer",
+        "tb_writer",
+        "summary_writer",
+    ]
 )
 _HARMLESS_METHODS = frozenset(
-    """clip_grad_norm_ clip_grad_value_ state_dict load_state_dict save load deepcopy item
-    log log_dict add_scalar add_scalars info debug warning print append extend format
-    detach cpu cuda to numpy tolist""".split()
+    [
+        "clip_grad_norm_",
+        "clip_grad_value_",
+        "state_dict",
+        "load_state_dict",
+        "save",
+        "load",
+        "deepcopy",
+        "item",
+        "log",
+        "log_dict",
+        "add_scalar",
+        "add_scalars",
+        "info",
+        "debug",
+        "warning",
+        "print",
+        "append",
+        "extend",
+        "format",
+        "detach",
+        "cpu",
+        "cuda",
+        "to",
+        "numpy",
+        "tolist",
+    ]
 )
 
 
@@ -79,7 +151,7 @@ class Context:
     cls: str | None = None  # class whose methods `self.m()` resolves to
     local_defs: tuple[dict[str, cst.FunctionDef], ...] = ()
     loops: tuple[Loop, ...] = ()
-    conditional: bool = False  # under an if/except inside the innermost loop
+    leaving: bool = False  # in a branch that ends by leaving the iteration (continue, break, ...)
     accumulate: bool = False  # inside `with accelerator.accumulate(...)`
     inlining: tuple[int, ...] = ()  # ids of functions being followed, for recursion
 
@@ -118,7 +190,9 @@ class Flow:
                 self._scope(body, ctx)
         return [self.findings[k] for k in sorted(self.findings)]
 
-    def _scope(self, body: Iterable[cst.BaseStatement | cst.BaseSmallStatement], ctx: Context) -> None:
+    def _scope(
+        self, body: Iterable[cst.BaseStatement | cst.BaseSmallStatement], ctx: Context
+    ) -> None:
         start = State(owners=tuple(sorted((k, gs.EMPTY) for k in self.index.owners)))
         saved = dict(self.findings)
         try:
@@ -149,7 +223,9 @@ class Flow:
         if isinstance(stmt, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
             return Outcome(normal=self._assignment(stmt, states, ctx))
         if isinstance(stmt, cst.Del):
-            return Outcome(normal=self._events(self.recognizer.assignment(stmt, ctx.names), states, ctx))
+            return Outcome(
+                normal=self._events(self.recognizer.assignment(stmt, ctx.names), states, ctx)
+            )
         if isinstance(stmt, cst.Return):
             after = self._calls(stmt.value, states, ctx) if stmt.value else states
             return Outcome(returns=after)
@@ -205,12 +281,13 @@ class Flow:
     def _if(self, stmt: cst.If, states: set[State], ctx: Context) -> Outcome:
         states = self._calls(stmt.test, states, ctx)
         true_states, false_states = self._branch(stmt.test, states, ctx)
-        inner = replace(ctx, conditional=True)
-        out = self._block(list(stmt.body.body), true_states, inner)
+        out = self._block(_body(stmt.body), true_states, _leaving(ctx, stmt.body))
         if isinstance(stmt.orelse, cst.If):
-            other = self._if(stmt.orelse, false_states, inner)
+            other = self._if(stmt.orelse, false_states, ctx)
         elif isinstance(stmt.orelse, cst.Else):
-            other = self._block(list(stmt.orelse.body.body), false_states, inner)
+            other = self._block(
+                _body(stmt.orelse.body), false_states, _leaving(ctx, stmt.orelse.body)
+            )
         else:
             other = Outcome(normal=false_states)
         out.merge(other)
@@ -231,13 +308,16 @@ class Flow:
     def _match(self, stmt: cst.Match, states: set[State], ctx: Context) -> Outcome:
         states = self._calls(stmt.subject, states, ctx)
         out = Outcome()
-        inner = replace(ctx, conditional=True)
         exhaustive = False
         for case in stmt.cases:
-            result = self._block(_body(case.body), states, inner)
+            result = self._block(_body(case.body), states, _leaving(ctx, case.body))
             out.merge(result)
             out.normal |= result.normal
-            if isinstance(case.pattern, cst.MatchAs) and case.pattern.pattern is None and case.guard is None:
+            if (
+                isinstance(case.pattern, cst.MatchAs)
+                and case.pattern.pattern is None
+                and case.guard is None
+            ):
                 exhaustive = True
         if not exhaustive:
             out.normal |= states
@@ -252,7 +332,7 @@ class Flow:
         handler_entry = states | body.normal
         handlers = Outcome()
         for handler in stmt.handlers:
-            result = self._block(_body(handler.body), handler_entry, replace(ctx, conditional=True))
+            result = self._block(_body(handler.body), handler_entry, _leaving(ctx, handler.body))
             handlers.merge(result)
             handlers.normal |= result.normal
         out.merge(handlers)
@@ -278,15 +358,15 @@ class Flow:
     def _loop(self, stmt: cst.For | cst.While, states: set[State], ctx: Context) -> Outcome:
         if isinstance(stmt, cst.For):
             states = self._calls(stmt.iter, states, ctx)
-            group = self._parameter_loop(stmt, ctx)
-            if group is not None:
-                return self._collective(stmt, group, states, ctx)
+            variable = _parameter_variable(stmt)
+            if variable is not None:
+                return self._collective(stmt, variable, states, ctx)
         loop_id = id(stmt)
         assigned = {ctx.names.resolve(t) for t in assigned_targets(stmt)}
         loop = Loop(loop_id, _counter(stmt) if isinstance(stmt, cst.For) else None)
         if loop.counter is not None and loop.counter in assigned_targets(stmt.body):
             loop = Loop(loop_id, None)
-        body_ctx = replace(ctx, loops=(*ctx.loops, loop), conditional=False)
+        body_ctx = replace(ctx, loops=(*ctx.loops, loop), leaving=False)
         entry = {replace(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
         head = set(entry)
         body: Outcome | None = None
@@ -314,31 +394,20 @@ class Flow:
         out.normal = {replace(s, first=s.first - {loop_id}) for s in exhausted | body.breaks}
         return out
 
-    def _parameter_loop(self, stmt: cst.For, ctx: Context) -> ParamGroup | None:
-        """`for p in model.parameters(): p.grad = None` acts on all parameters at once."""
-        target = dotted(stmt.target)
-        if isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
-            target = dotted(stmt.target.elements[-1].value)
-        if target is None:
-            return None
-        marker = f"{target}.grad"
-        if not any(marker in names_in(node) for node in _body(stmt.body)):
-            return None
-        return parameter_group(stmt.iter, self.knowledge, ctx.names)
-
-    def _collective(self, stmt: cst.For, group: ParamGroup, states: set[State], ctx: Context) -> Outcome:
-        target = dotted(stmt.target)
-        if isinstance(stmt.target, cst.Tuple):
-            target = dotted(stmt.target.elements[-1].value)
-        assert target is not None
-        names = replace(ctx.names, params={**ctx.names.params, target: group})
+    def _collective(
+        self, stmt: cst.For, variable: str, states: set[State], ctx: Context
+    ) -> Outcome:
+        """`for p in model.parameters(): p.grad = None` acts on all parameters at once: its body
+        runs once for the whole group, never zero times."""
+        group = parameter_group(stmt.iter, self.knowledge, ctx.names)
+        names = replace(ctx.names, params={**ctx.names.params, variable: group})
         body = self._block(_body(stmt.body), states, replace(ctx, names=names))
-        return Outcome(
-            normal=body.normal | body.continues | body.breaks, returns=body.returns
-        )
+        return Outcome(normal=body.normal | body.continues | body.breaks, returns=body.returns)
 
     # conditions --------------------------------------------------------------------------------
-    def _branch(self, test: cst.BaseExpression, states: set[State], ctx: Context) -> tuple[set[State], set[State]]:
+    def _branch(
+        self, test: cst.BaseExpression, states: set[State], ctx: Context
+    ) -> tuple[set[State], set[State]]:
         true_states: set[State] = set()
         false_states: set[State] = set()
         key, polarity = _condition_key(test)
@@ -368,7 +437,9 @@ class Flow:
                 false_states.add(s)
         return true_states, false_states
 
-    def _residue_test(self, test: cst.BaseExpression, ctx: Context) -> tuple[ResidueTest, Loop] | None:
+    def _residue_test(
+        self, test: cst.BaseExpression, ctx: Context
+    ) -> tuple[ResidueTest, Loop] | None:
         found = residue_test(test)
         if found is None:
             return None
@@ -464,7 +535,7 @@ class Flow:
             return s.with_facts(changes)
         changes = {}
         for owner, certain in self._reset_targets(event, s):
-            changes[owner] = gs.reset(s.facts(owner), event.site, certain, ctx.conditional)
+            changes[owner] = gs.reset(s.facts(owner), event.site, certain, ctx.leaving)
         return s.with_facts(changes)
 
     def _reset_targets(self, event: Reset, s: State) -> list[tuple[str, bool]]:
@@ -530,7 +601,9 @@ class Flow:
                 return scope[name]
         return self.index.functions.get(name)
 
-    def _inline(self, callee: cst.FunctionDef, call: cst.Call, states: set[State], ctx: Context) -> set[State]:
+    def _inline(
+        self, callee: cst.FunctionDef, call: cst.Call, states: set[State], ctx: Context
+    ) -> set[State]:
         if id(callee) in ctx.inlining or len(ctx.inlining) > MAX_INLINE_DEPTH:
             return self._opaque(call, states, ctx)
         aliases = _bind_arguments(callee, call, ctx.names)
@@ -539,7 +612,7 @@ class Flow:
             names=Names(aliases=aliases),
             cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
             local_defs=(*ctx.local_defs, {}),
-            conditional=ctx.conditional,
+            leaving=ctx.leaving,
             accumulate=ctx.accumulate,
             inlining=(*ctx.inlining, id(callee)),
         )
@@ -565,9 +638,7 @@ class Flow:
         result = set()
         for s in states:
             changes = {
-                owner: gs.UNKNOWN
-                for owner, _ in s.owners
-                if self._sensitive(owner) & received
+                owner: gs.UNKNOWN for owner, _ in s.owners if self._sensitive(owner) & received
             }
             result.add(s.with_facts(changes) if changes else s)
         return result
@@ -608,6 +679,28 @@ def _body(block: cst.BaseSuite) -> list:
     return list(block.body)
 
 
+def _parameter_variable(stmt: cst.For) -> str | None:
+    """`p` of `for p in ...:` / `for name, p in ...:` when the body touches `p.grad`."""
+    target: cst.BaseExpression = stmt.target
+    if isinstance(target, cst.Tuple) and target.elements:
+        target = target.elements[-1].value
+    name = dotted(target)
+    if name is None or not any(f"{name}.grad" in names_in(node) for node in _body(stmt.body)):
+        return None
+    return name
+
+
+def _leaving(ctx: Context, block: cst.BaseSuite) -> Context:
+    """A branch that ends with continue/break/return/raise skips the rest of the iteration:
+    a reset there discards on purpose (a bad batch), it does not defeat accumulation."""
+    body = _body(block)
+    last = body[-1] if body else None
+    if isinstance(last, cst.SimpleStatementLine):
+        last = last.body[-1]
+    leaves = isinstance(last, (cst.Continue, cst.Break, cst.Return, cst.Raise))
+    return replace(ctx, leaving=ctx.leaving or leaves)
+
+
 def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
     """Calls in evaluation order, not entering lambdas, nested defs or comprehension-free bodies."""
     found: list[cst.Call] = []
@@ -642,7 +735,12 @@ def _handed_over(value: cst.BaseExpression) -> set[str]:
         if value.func.attr.value in ("parameters", "named_parameters", "children", "modules"):
             return _handed_over(value.func.value)
     if isinstance(value, cst.Dict):
-        return {n for e in value.elements if isinstance(e, cst.DictElement) for n in _handed_over(e.value)}
+        return {
+            n
+            for e in value.elements
+            if isinstance(e, cst.DictElement)
+            for n in _handed_over(e.value)
+        }
     return set()
 
 
@@ -756,13 +854,17 @@ def _first_iteration_test(test: cst.BaseExpression) -> tuple[str | None, bool]:
     if not (isinstance(left, cst.Name) and isinstance(right, cst.Integer)):
         return None, False
     value = int(right.value)
-    if (isinstance(op, cst.GreaterThan) and value == 0) or (
-        isinstance(op, cst.GreaterThanEqual) and value == 1
-    ) or (isinstance(op, cst.NotEqual) and value == 0):
+    if (
+        (isinstance(op, cst.GreaterThan) and value == 0)
+        or (isinstance(op, cst.GreaterThanEqual) and value == 1)
+        or (isinstance(op, cst.NotEqual) and value == 0)
+    ):
         return left.value, False
-    if (isinstance(op, cst.Equal) and value == 0) or (
-        isinstance(op, cst.LessThan) and value == 1
-    ) or (isinstance(op, cst.LessThanEqual) and value == 0):
+    if (
+        (isinstance(op, cst.Equal) and value == 0)
+        or (isinstance(op, cst.LessThan) and value == 1)
+        or (isinstance(op, cst.LessThanEqual) and value == 0)
+    ):
         return left.value, True
     return None, False
 
@@ -780,7 +882,9 @@ def _counter(stmt: cst.For) -> str | None:
         return None
     if func == "enumerate" and isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
         start = [a for a in it.args if a.keyword is not None and a.keyword.value == "start"]
-        start_value = start[0].value if start else (positional[1].value if len(positional) > 1 else None)
+        start_value = (
+            start[0].value if start else (positional[1].value if len(positional) > 1 else None)
+        )
         if start_value is not None and code_of(start_value) != "0":
             return None
         first = stmt.target.elements[0].value
@@ -872,9 +976,14 @@ def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) ->
     def note(event: Event | None) -> None:
         if isinstance(event, Update):
             for key in event.owners:
-                kind = "engine" if event.zeroes_after else (
-                    "optimizer" if knowledge.is_optimizer(key) or key in knowledge.optimizers else
-                    ("group" if key.endswith(".parameters()") else "tensor")
+                kind = (
+                    "engine"
+                    if event.zeroes_after
+                    else (
+                        "optimizer"
+                        if knowledge.is_optimizer(key) or key in knowledge.optimizers
+                        else ("group" if key.endswith(".parameters()") else "tensor")
+                    )
                 )
                 owners.setdefault(key, kind)
         elif isinstance(event, Reset):
@@ -885,11 +994,8 @@ def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) ->
 
     def visit(node: cst.CSTNode, names: Names) -> None:
         if isinstance(node, cst.For):
-            target = node.target
-            if isinstance(target, cst.Tuple) and target.elements:
-                target = target.elements[-1].value
-            name = dotted(target)
-            if name is not None and any(f"{name}.grad" in names_in(s) for s in _body(node.body)):
+            name = _parameter_variable(node)
+            if name is not None:
                 group = parameter_group(node.iter, knowledge, names)
                 names = replace(names, params={**names.params, name: group})
                 if group.models:

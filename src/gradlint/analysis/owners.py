@@ -16,10 +16,44 @@ from gradlint.analysis.syntax import code_of, dotted, last_name, walk
 
 # Optimizer classes that do not carry "optim" in their dotted name.
 OPTIMIZER_CLASSES = frozenset(
-    """SGD Adam AdamW Adamax Adagrad Adadelta ASGD LBFGS NAdam RAdam RMSprop Rprop SparseAdam
-    Adafactor Lion LAMB Lamb LARS Lars Adan Ranger Shampoo SophiaG Prodigy DAdaptAdam
-    FusedAdam FusedLAMB FusedSGD DeepSpeedCPUAdam ZeroRedundancyOptimizer AdamW8bit Adam8bit
-    PagedAdamW PagedAdamW8bit ScheduleFreeAdamW Muon""".split()
+    [
+        "SGD",
+        "Adam",
+        "AdamW",
+        "Adamax",
+        "Adagrad",
+        "Adadelta",
+        "ASGD",
+        "LBFGS",
+        "NAdam",
+        "RAdam",
+        "RMSprop",
+        "Rprop",
+        "SparseAdam",
+        "Adafactor",
+        "Lion",
+        "LAMB",
+        "Lamb",
+        "LARS",
+        "Lars",
+        "Adan",
+        "Ranger",
+        "Shampoo",
+        "SophiaG",
+        "Prodigy",
+        "DAdaptAdam",
+        "FusedAdam",
+        "FusedLAMB",
+        "FusedSGD",
+        "DeepSpeedCPUAdam",
+        "ZeroRedundancyOptimizer",
+        "AdamW8bit",
+        "Adam8bit",
+        "PagedAdamW",
+        "PagedAdamW8bit",
+        "ScheduleFreeAdamW",
+        "Muon",
+    ]
 )
 _NOT_OPTIMIZER = re.compile(r"(?i)sched|lr_|warmup|swa_utils|averagedmodel|ema")
 _OPTIMIZER_NAME = re.compile(
@@ -27,7 +61,14 @@ _OPTIMIZER_NAME = re.compile(
     r"|[a-z](?:Optimi[sz]er|Optim|Opt)(?:$|[A-Z0-9_\[])"
 )
 _WRAPPERS = frozenset(
-    {"DataParallel", "DistributedDataParallel", "DDP", "FSDP", "FullyShardedDataParallel", "compile"}
+    {
+        "DataParallel",
+        "DistributedDataParallel",
+        "DDP",
+        "FSDP",
+        "FullyShardedDataParallel",
+        "compile",
+    }
 )
 _PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 _MODEL_METHODS = frozenset(
@@ -227,9 +268,9 @@ def _scan_alias(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseExpres
         inner = dotted(value.args[0].value) if value.args else None
         if func in _WRAPPERS and inner is not None:
             knowledge.model_aliases[name] = inner
-        elif (
-            func == "to" or func == "cuda" or func == "cpu"
-        ) and isinstance(value.func, cst.Attribute):
+        elif (func == "to" or func == "cuda" or func == "cpu") and isinstance(
+            value.func, cst.Attribute
+        ):
             receiver = dotted(value.func.value)
             if receiver is not None and receiver != name:
                 knowledge.model_aliases[name] = receiver
@@ -238,9 +279,7 @@ def _scan_alias(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseExpres
 
 
 def _makes_leaf(call: cst.Call) -> bool:
-    if any(
-        a.keyword is not None and a.keyword.value == "requires_grad" for a in call.args
-    ):
+    if any(a.keyword is not None and a.keyword.value == "requires_grad" for a in call.args):
         return True
     return last_name(call.func) == "requires_grad_"
 
@@ -264,7 +303,7 @@ def _scan_assignment(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseE
         optimizer = targets[0]
         knowledge.optimizers.add(optimizer)
         first = _params_argument(value)
-        sources = None
+        sources: tuple[set[str], set[str]] | None = None
         if first is not None:
             name = dotted(first)
             if name is not None and name in knowledge.list_literals:

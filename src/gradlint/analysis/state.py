@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Union
 
 from gradlint.analysis.counters import Residue
 from gradlint.analysis.events import Site
@@ -15,7 +16,7 @@ class Lost:
     backward: Site
     reset: Site
     certain: bool  # the reset surely covered this owner's parameters
-    conditional: bool  # the reset sits under a condition in its loop iteration (a deliberate skip)
+    deliberate: bool  # the reset is in a branch that then leaves the iteration (a skipped batch)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class DiscardedGradient:
     nothing_left: bool  # the update found no gradient at all
 
 
-Finding = StaleGradient | DiscardedGradient
+Finding = Union[StaleGradient, DiscardedGradient]
 
 
 def backward(facts: Facts, site: Site) -> Facts:
@@ -75,15 +76,15 @@ def update(facts: Facts, owner: str, site: Site) -> tuple[Facts, list[Finding]]:
                 continue
             if not facts.fresh:
                 findings.append(DiscardedGradient(owner, lost.reset, lost.backward, site, True))
-            elif lost.backward in facts.fresh and not lost.conditional:
+            elif lost.backward in facts.fresh and not lost.deliberate:
                 findings.append(DiscardedGradient(owner, lost.reset, lost.backward, site, False))
     return Facts(used_by=site), findings
 
 
-def reset(facts: Facts, site: Site, certain: bool, conditional: bool) -> Facts:
+def reset(facts: Facts, site: Site, certain: bool, deliberate: bool) -> Facts:
     if facts.unknown:
         return EMPTY if certain else facts
-    lost = facts.lost | {Lost(b, site, certain, conditional) for b in facts.fresh}
+    lost = facts.lost | {Lost(b, site, certain, deliberate) for b in facts.fresh}
     return Facts(lost=lost)
 
 

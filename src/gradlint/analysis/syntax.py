@@ -72,9 +72,7 @@ def assigned_targets(node: cst.CSTNode) -> set[str]:
         targets: list[cst.CSTNode] = []
         if isinstance(sub, cst.Assign):
             targets = [t.target for t in sub.targets]
-        elif isinstance(sub, (cst.AugAssign, cst.AnnAssign)):
-            targets = [sub.target]
-        elif isinstance(sub, (cst.For, cst.CompFor)):
+        elif isinstance(sub, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)):
             targets = [sub.target]
         elif isinstance(sub, cst.AsName):
             targets = [sub.name]

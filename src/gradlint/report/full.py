@@ -18,7 +18,9 @@ def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
             lines.append("  path: " + " → ".join(d.trail))
         if d.fix is not None:
             lines.append(f"  fix ({d.fix.applicability}): {d.fix.description}")
-            lines.extend("    " + line for line in diff(d.path, text, d.fix.fixed_source).splitlines())
+            lines.extend(
+                "    " + line for line in diff(d.path, text, d.fix.fixed_source).splitlines()
+            )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
@@ -45,4 +47,6 @@ def diff(path: str, before: str, after: str) -> str:
         tofile=f"b/{path}",
     )
     # as `diff -u` does, say so where a file does not end with a newline
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )

@@ -102,7 +102,9 @@ def fix_candidates(finding: StaleGradient, tree: Tree) -> tuple[str, list[Edit]]
         backward_ancestors = {id(a) for a in tree.ancestors(backward)} if backward else set()
         for loop in tree.loops(anchor):
             if id(loop) in backward_ancestors:
-                if not tree.conditional_within(anchor, loop) and isinstance(loop.body, cst.IndentedBlock):
+                if not tree.conditional_within(anchor, loop) and isinstance(
+                    loop.body, cst.IndentedBlock
+                ):
                     candidates.append(InsertFirst(loop, code))
                 break
         candidates.append(InsertAfter(anchor, code))

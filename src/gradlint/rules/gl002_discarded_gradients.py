@@ -103,7 +103,9 @@ def fix_candidates(finding: DiscardedGradient, tree: Tree) -> tuple[str, list[Ed
         moved = parent_loop
     if moved is anchor or any(a is moved for a in tree.ancestors(anchor)):
         return "", []
-    return f"Move `{finding.reset.label}` after `{update_label(finding)}`", [MoveAfter(moved, anchor)]
+    return f"Move `{finding.reset.label}` after `{update_label(finding)}`", [
+        MoveAfter(moved, anchor)
+    ]
 
 
 def _target_names(target: cst.BaseExpression) -> set[str]:
