@@ -188,7 +188,7 @@ def test_full_format_shows_frame_path_and_fix(runner, project):
 
 
 def test_bad_input_does_not_stop_the_run(runner, project):
-    (project / "broken.py").write_text("def f(:\n")
+    (project / "broken.py").write_text("loss.backward(\n")
     (project / "binary.py").write_bytes(b"\x00\x01\x02")
     result = runner.invoke(main, ["check", "broken.py", "binary.py", "missing.py", "stale.py"])
     assert result.exit_code == 1

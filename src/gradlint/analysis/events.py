@@ -13,7 +13,7 @@ from typing import Union
 import libcst as cst
 
 from gradlint.analysis.owners import Knowledge, strip_wrapper
-from gradlint.analysis.syntax import code_of, dotted, last_name, names_in
+from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in
 
 _IN_PLACE_UPDATES = frozenset(
     {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
@@ -223,3 +223,14 @@ def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: N
     if text is not None and text in knowledge.list_literals:
         return ParamGroup(tensors=knowledge.list_literals[text])
     return ParamGroup(tensors=(code_of(iterable),))
+
+
+def parameter_variable(stmt: cst.For) -> str | None:
+    """`p` of `for p in ...:` / `for name, p in ...:` when the body touches `p.grad`."""
+    target: cst.BaseExpression = stmt.target
+    if isinstance(target, cst.Tuple) and target.elements:
+        target = target.elements[-1].value
+    name = dotted(target)
+    if name is None or not any(f"{name}.grad" in names_in(node) for node in body_of(stmt.body)):
+        return None
+    return name

@@ -17,6 +17,24 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from gradlint.analysis import state as gs
+from gradlint.analysis.calls import (
+    HARMLESS_METHODS,
+    HARMLESS_ROOTS,
+    bind_arguments,
+    calls_in,
+    constructs,
+    handed_over,
+)
+from gradlint.analysis.conditions import (
+    SYNC_GRADIENTS,
+    condition_key,
+    condition_names,
+    first_iteration_test,
+    grad_guard,
+    is_stable,
+    loop_counter,
+    runs_forever,
+)
 from gradlint.analysis.counters import Residue, ResidueTest, residue_test
 from gradlint.analysis.events import (
     Backward,
@@ -26,100 +44,16 @@ from gradlint.analysis.events import (
     Reset,
     Update,
     parameter_group,
+    parameter_variable,
 )
+from gradlint.analysis.index import index_module
 from gradlint.analysis.owners import Knowledge
 from gradlint.analysis.state import State
-from gradlint.analysis.syntax import assigned_targets, code_of, dotted, last_name, names_in, walk
+from gradlint.analysis.syntax import assigned_targets, body_of, dotted, last_name, walk
 
 MAX_STATES = 4096
 MAX_LOOP_PASSES = 32
 MAX_INLINE_DEPTH = 4
-SYNC_GRADIENTS = "<sync_gradients>"  # Accelerate's accumulate(): step and zero_grad are gated
-
-_HARMLESS_ROOTS = frozenset(
-    [
-        "torch",
-        "nn",
-        "F",
-        "np",
-        "numpy",
-        "math",
-        "random",
-        "logging",
-        "logger",
-        "log",
-        "print",
-        "len",
-        "range",
-        "enumerate",
-        "zip",
-        "list",
-        "tuple",
-        "dict",
-        "set",
-        "sum",
-        "min",
-        "max",
-        "sorted",
-        "str",
-        "repr",
-        "int",
-        "float",
-        "bool",
-        "iter",
-        "next",
-        "id",
-        "type",
-        "isinstance",
-        "getattr",
-        "hasattr",
-        "setattr",
-        "wandb",
-        "mlflow",
-        "tqdm",
-        "time",
-        "os",
-        "sys",
-        "json",
-        "pickle",
-        "copy",
-        "warnings",
-        "abs",
-        "round",
-        "writer",
-        "tb_writer",
-        "summary_writer",
-    ]
-)
-_HARMLESS_METHODS = frozenset(
-    [
-        "clip_grad_norm_",
-        "clip_grad_value_",
-        "state_dict",
-        "load_state_dict",
-        "save",
-        "load",
-        "deepcopy",
-        "item",
-        "log",
-        "log_dict",
-        "add_scalar",
-        "add_scalars",
-        "info",
-        "debug",
-        "warning",
-        "print",
-        "append",
-        "extend",
-        "format",
-        "detach",
-        "cpu",
-        "cuda",
-        "to",
-        "numpy",
-        "tolist",
-    ]
-)
 
 
 class TooComplex(Exception):
@@ -156,15 +90,6 @@ class Context:
     inlining: tuple[int, ...] = ()  # ids of functions being followed, for recursion
 
 
-@dataclass
-class ModuleIndex:
-    functions: dict[str, cst.FunctionDef]
-    classes: dict[str, dict[str, cst.FunctionDef]]
-    enclosing_class: dict[int, str]  # id(FunctionDef) -> class name for methods
-    owners: dict[str, str]  # owner key -> "optimizer" | "engine" | "tensor" | "group"
-    repeated: set[int]  # ids of functions a framework calls once per batch
-
-
 class Flow:
     """Runs the path analysis over one module; `findings` collects what it proves."""
 
@@ -172,7 +97,7 @@ class Flow:
         self.module = module
         self.knowledge = knowledge
         self.recognizer = recognizer
-        self.index = _index(module, knowledge, recognizer)
+        self.index = index_module(module, knowledge, recognizer)
         self.findings: dict[tuple[str, int, int, str], gs.Finding] = {}
         self.scopes_analysed = 0
         self.scopes_abandoned = 0
@@ -183,7 +108,7 @@ class Flow:
         for node in walk(self.module):
             if isinstance(node, cst.FunctionDef):
                 ctx = Context(cls=self.index.enclosing_class.get(id(node)), inlining=(id(node),))
-                body = _body(node.body)
+                body = body_of(node.body)
                 if id(node) in self.index.repeated:
                     # a framework calls it once per batch: its body is a loop body
                     body = [cst.While(test=cst.Name("True"), body=node.body)]
@@ -268,7 +193,7 @@ class Flow:
     def _rebind(self, state: State, targets: set[str], value: cst.BaseExpression) -> State:
         """A name bound to a new tensor (or a model built anew) carries no gradient."""
         changes: dict[str, gs.Facts] = {}
-        new_object = isinstance(value, cst.Call) and _constructs(value)
+        new_object = isinstance(value, cst.Call) and constructs(value)
         for key, kind in self.index.owners.items():
             if kind == "tensor" and key in targets:
                 changes[key] = gs.EMPTY
@@ -281,12 +206,12 @@ class Flow:
     def _if(self, stmt: cst.If, states: set[State], ctx: Context) -> Outcome:
         states = self._calls(stmt.test, states, ctx)
         true_states, false_states = self._branch(stmt.test, states, ctx)
-        out = self._block(_body(stmt.body), true_states, _leaving(ctx, stmt.body))
+        out = self._block(body_of(stmt.body), true_states, _leaving(ctx, stmt.body))
         if isinstance(stmt.orelse, cst.If):
             other = self._if(stmt.orelse, false_states, ctx)
         elif isinstance(stmt.orelse, cst.Else):
             other = self._block(
-                _body(stmt.orelse.body), false_states, _leaving(ctx, stmt.orelse.body)
+                body_of(stmt.orelse.body), false_states, _leaving(ctx, stmt.orelse.body)
             )
         else:
             other = Outcome(normal=false_states)
@@ -303,14 +228,14 @@ class Flow:
             call = item.item
             if isinstance(call, cst.Call) and last_name(call.func) == "accumulate":
                 ctx = replace(ctx, accumulate=True)
-        return self._block(_body(stmt.body), states, ctx)
+        return self._block(body_of(stmt.body), states, ctx)
 
     def _match(self, stmt: cst.Match, states: set[State], ctx: Context) -> Outcome:
         states = self._calls(stmt.subject, states, ctx)
         out = Outcome()
         exhaustive = False
         for case in stmt.cases:
-            result = self._block(_body(case.body), states, _leaving(ctx, case.body))
+            result = self._block(body_of(case.body), states, _leaving(ctx, case.body))
             out.merge(result)
             out.normal |= result.normal
             if (
@@ -324,7 +249,7 @@ class Flow:
         return out
 
     def _try(self, stmt: cst.Try | cst.TryStar, states: set[State], ctx: Context) -> Outcome:
-        body = self._block(_body(stmt.body), states, ctx)
+        body = self._block(body_of(stmt.body), states, ctx)
         out = Outcome()
         out.merge(body)
         # An exception may leave the body early; we follow the two ends only (at entry, at the
@@ -332,19 +257,19 @@ class Flow:
         handler_entry = states | body.normal
         handlers = Outcome()
         for handler in stmt.handlers:
-            result = self._block(_body(handler.body), handler_entry, _leaving(ctx, handler.body))
+            result = self._block(body_of(handler.body), handler_entry, _leaving(ctx, handler.body))
             handlers.merge(result)
             handlers.normal |= result.normal
         out.merge(handlers)
         normal = body.normal
         if stmt.orelse is not None:
-            other = self._block(_body(stmt.orelse.body), normal, ctx)
+            other = self._block(body_of(stmt.orelse.body), normal, ctx)
             out.merge(other)
             normal = other.normal
         out.normal = normal | handlers.normal
         if stmt.finalbody is None:
             return out
-        final = _body(stmt.finalbody.body)
+        final = body_of(stmt.finalbody.body)
         result = Outcome()
         for kind in ("normal", "breaks", "continues", "returns"):
             entering = getattr(out, kind)
@@ -358,12 +283,12 @@ class Flow:
     def _loop(self, stmt: cst.For | cst.While, states: set[State], ctx: Context) -> Outcome:
         if isinstance(stmt, cst.For):
             states = self._calls(stmt.iter, states, ctx)
-            variable = _parameter_variable(stmt)
+            variable = parameter_variable(stmt)
             if variable is not None:
                 return self._collective(stmt, variable, states, ctx)
         loop_id = id(stmt)
         assigned = {ctx.names.resolve(t) for t in assigned_targets(stmt)}
-        loop = Loop(loop_id, _counter(stmt) if isinstance(stmt, cst.For) else None)
+        loop = Loop(loop_id, loop_counter(stmt) if isinstance(stmt, cst.For) else None)
         if loop.counter is not None and loop.counter in assigned_targets(stmt.body):
             loop = Loop(loop_id, None)
         body_ctx = replace(ctx, loops=(*ctx.loops, loop), leaving=False)
@@ -374,7 +299,7 @@ class Flow:
             ready = head
             if isinstance(stmt, cst.While):
                 ready = self._calls(stmt.test, head, ctx)
-            body = self._block(_body(stmt.body), ready, body_ctx)
+            body = self._block(body_of(stmt.body), ready, body_ctx)
             back = {_next_iteration(s, assigned, loop) for s in body.normal | body.continues}
             new_head = entry | back
             if len(new_head) > MAX_STATES:
@@ -385,10 +310,10 @@ class Flow:
         else:
             raise TooComplex
         assert body is not None
-        exhausted = set() if _runs_forever(stmt) else head
+        exhausted = set() if runs_forever(stmt) else head
         out = Outcome(returns=body.returns)
         if stmt.orelse is not None and exhausted:
-            other = self._block(_body(stmt.orelse.body), exhausted, ctx)
+            other = self._block(body_of(stmt.orelse.body), exhausted, ctx)
             out.merge(other)
             exhausted = other.normal
         out.normal = {replace(s, first=s.first - {loop_id}) for s in exhausted | body.breaks}
@@ -401,7 +326,7 @@ class Flow:
         runs once for the whole group, never zero times."""
         group = parameter_group(stmt.iter, self.knowledge, ctx.names)
         names = replace(ctx.names, params={**ctx.names.params, variable: group})
-        body = self._block(_body(stmt.body), states, replace(ctx, names=names))
+        body = self._block(body_of(stmt.body), states, replace(ctx, names=names))
         return Outcome(normal=body.normal | body.continues | body.breaks, returns=body.returns)
 
     # conditions --------------------------------------------------------------------------------
@@ -410,8 +335,8 @@ class Flow:
     ) -> tuple[set[State], set[State]]:
         true_states: set[State] = set()
         false_states: set[State] = set()
-        key, polarity = _condition_key(test)
-        stable = _is_stable(test)
+        key, polarity = condition_key(test)
+        stable = is_stable(test)
         counting = self._residue_test(test, ctx)
         for s in states:
             if counting is not None:
@@ -454,12 +379,12 @@ class Flow:
             return None if inner is None else not inner
         if isinstance(test, cst.Name) and test.value in ("True", "False"):
             return test.value == "True"
-        grad_guard = _grad_guard(test)
-        if grad_guard is not None:
+        guard = grad_guard(test)
+        if guard is not None:
             # `if p.grad is not None:` -- when the gradient is None there is nothing to reset
             # or read, so following only the branch that acts loses no finding.
-            return grad_guard
-        counter, first_value = _first_iteration_test(test)
+            return guard
+        counter, first_value = first_iteration_test(test)
         if counter is not None:
             for loop in reversed(ctx.loops):
                 if loop.counter == counter:
@@ -468,7 +393,7 @@ class Flow:
 
     # calls and events --------------------------------------------------------------------------
     def _calls(self, node: cst.CSTNode, states: set[State], ctx: Context) -> set[State]:
-        for call in _calls_in(node):
+        for call in calls_in(node):
             if not states:
                 break
             event = self.recognizer.call(call, ctx.names)
@@ -606,7 +531,7 @@ class Flow:
     ) -> set[State]:
         if id(callee) in ctx.inlining or len(ctx.inlining) > MAX_INLINE_DEPTH:
             return self._opaque(call, states, ctx)
-        aliases = _bind_arguments(callee, call, ctx.names)
+        aliases = bind_arguments(callee, call, ctx.names)
         is_method = id(callee) in self.index.enclosing_class
         inner = Context(
             names=Names(aliases=aliases),
@@ -616,7 +541,7 @@ class Flow:
             accumulate=ctx.accumulate,
             inlining=(*ctx.inlining, id(callee)),
         )
-        out = self._block(_body(callee.body), states, inner)
+        out = self._block(body_of(callee.body), states, inner)
         return out.normal | out.returns
 
     def _opaque(self, call: cst.Call, states: set[State], ctx: Context) -> set[State]:
@@ -626,15 +551,15 @@ class Flow:
         tail = func.rsplit(".", 1)[-1]
         if (
             not call.args
-            or root in _HARMLESS_ROOTS
-            or tail in _HARMLESS_METHODS
+            or root in HARMLESS_ROOTS
+            or tail in HARMLESS_METHODS
             or tail[:1].isupper()
             or self.knowledge.is_forward(ctx.names.resolve(func))
         ):
             return states
         received: set[str] = set()
         for arg in call.args:
-            received |= {ctx.names.resolve(n) for n in _handed_over(arg.value)}
+            received |= {ctx.names.resolve(n) for n in handed_over(arg.value)}
         result = set()
         for s in states:
             changes = {
@@ -675,25 +600,12 @@ def _order(finding: gs.Finding) -> tuple[int, int, str]:
 
 
 # helpers ---------------------------------------------------------------------------------------
-def _body(block: cst.BaseSuite) -> list:
-    return list(block.body)
-
-
-def _parameter_variable(stmt: cst.For) -> str | None:
-    """`p` of `for p in ...:` / `for name, p in ...:` when the body touches `p.grad`."""
-    target: cst.BaseExpression = stmt.target
-    if isinstance(target, cst.Tuple) and target.elements:
-        target = target.elements[-1].value
-    name = dotted(target)
-    if name is None or not any(f"{name}.grad" in names_in(node) for node in _body(stmt.body)):
-        return None
-    return name
 
 
 def _leaving(ctx: Context, block: cst.BaseSuite) -> Context:
     """A branch that ends with continue/break/return/raise skips the rest of the iteration:
     a reset there discards on purpose (a bad batch), it does not defeat accumulation."""
-    body = _body(block)
+    body = body_of(block)
     last = body[-1] if body else None
     if isinstance(last, cst.SimpleStatementLine):
         last = last.body[-1]
@@ -701,60 +613,17 @@ def _leaving(ctx: Context, block: cst.BaseSuite) -> Context:
     return replace(ctx, leaving=ctx.leaving or leaves)
 
 
-def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
-    """Calls in evaluation order, not entering lambdas, nested defs or comprehension-free bodies."""
-    found: list[cst.Call] = []
-
-    def visit(n: cst.CSTNode) -> None:
-        if isinstance(n, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
-            return
-        if isinstance(n, cst.Call):
-            visit(n.func)
-            for arg in n.args:
-                visit(arg)
-            found.append(n)
-            return
-        for child in n.children:
-            visit(child)
-
-    visit(node)
-    return found
-
-
-def _handed_over(value: cst.BaseExpression) -> set[str]:
-    """Objects an argument gives the callee: `model`, `model.parameters()`, `[w, b]`.
-
-    `model(x)` hands over only the model's output, not the model.
-    """
-    text = dotted(value)
-    if text is not None:
-        return {text}
-    if isinstance(value, (cst.List, cst.Tuple, cst.Set)):
-        return {n for e in value.elements for n in _handed_over(e.value)}
-    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-        if value.func.attr.value in ("parameters", "named_parameters", "children", "modules"):
-            return _handed_over(value.func.value)
-    if isinstance(value, cst.Dict):
-        return {
-            n
-            for e in value.elements
-            if isinstance(e, cst.DictElement)
-            for n in _handed_over(e.value)
-        }
-    return set()
-
-
 def _forget(s: State, targets: set[str]) -> State:
     """Drop remembered conditions that read a name just rebound."""
     if not s.assumed or not targets:
         return s
-    kept = frozenset(a for a in s.assumed if not (_condition_names(a[0]) & targets))
+    kept = frozenset(a for a in s.assumed if not (condition_names(a[0]) & targets))
     return s if kept == s.assumed else replace(s, assumed=kept)
 
 
 def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
     kept = frozenset(
-        a for a in s.assumed if a[0] != SYNC_GRADIENTS and not (_condition_names(a[0]) & assigned)
+        a for a in s.assumed if a[0] != SYNC_GRADIENTS and not (condition_names(a[0]) & assigned)
     )
     residues = s.residues
     if residues:
@@ -764,7 +633,7 @@ def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
                 shifted = residue.next_pass()
                 if shifted is not None:
                     moved.add(shifted)
-            elif not ({residue.counter} | _condition_names(residue.modulus)) & assigned:
+            elif not ({residue.counter} | condition_names(residue.modulus)) & assigned:
                 moved.add(residue)
         residues = frozenset(moved)
     return replace(s, assumed=kept, first=s.first - {loop.node_id}, residues=residues)
@@ -787,120 +656,6 @@ def _branch_on_residue(
     return ({holds}, {fails}) if test.equal else ({fails}, {holds})
 
 
-_NAME_CACHE: dict[str, frozenset[str]] = {}
-
-
-def _condition_names(key: str) -> frozenset[str]:
-    names = _NAME_CACHE.get(key)
-    if names is None:
-        try:
-            names = frozenset(names_in(cst.parse_expression(key)))
-        except cst.ParserSyntaxError:
-            names = frozenset()
-        _NAME_CACHE[key] = names
-    return names
-
-
-def _condition_key(test: cst.BaseExpression) -> tuple[str | None, bool]:
-    polarity = True
-    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        polarity = not polarity
-        test = test.expression
-    text = code_of(test)
-    if text.endswith("sync_gradients"):
-        return SYNC_GRADIENTS, polarity
-    return text, polarity
-
-
-def _is_stable(test: cst.BaseExpression) -> bool:
-    """A condition whose value cannot change between two reads in one iteration."""
-    for node in walk(test):
-        if isinstance(node, cst.Call) and last_name(node.func) not in ("len", "int", "bool"):
-            return False
-        if isinstance(node, (cst.NamedExpr, cst.Await, cst.Yield)):
-            return False
-    return True
-
-
-def _grad_guard(test: cst.BaseExpression) -> bool | None:
-    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
-        return None
-    target = test.comparisons[0]
-    left = dotted(test.left) or ""
-    if not (left.endswith(".grad") and isinstance(target.comparator, cst.Name)):
-        return None
-    if target.comparator.value != "None":
-        return None
-    if isinstance(target.operator, cst.IsNot):
-        return True
-    if isinstance(target.operator, cst.Is):
-        return False
-    return None
-
-
-def _first_iteration_test(test: cst.BaseExpression) -> tuple[str | None, bool]:
-    """`i > 0` (False on the first pass) or `i == 0` (True on the first pass) for a counter `i`."""
-    if isinstance(test, cst.Name):
-        return test.value, False
-    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
-        return None, False
-    target = test.comparisons[0]
-    left, right, op = test.left, target.comparator, target.operator
-    if isinstance(left, cst.Integer) and isinstance(right, cst.Name):
-        left, right = right, left
-        op = {cst.LessThan: cst.GreaterThan(), cst.LessThanEqual: cst.GreaterThanEqual()}.get(
-            type(op), op
-        )
-    if not (isinstance(left, cst.Name) and isinstance(right, cst.Integer)):
-        return None, False
-    value = int(right.value)
-    if (
-        (isinstance(op, cst.GreaterThan) and value == 0)
-        or (isinstance(op, cst.GreaterThanEqual) and value == 1)
-        or (isinstance(op, cst.NotEqual) and value == 0)
-    ):
-        return left.value, False
-    if (
-        (isinstance(op, cst.Equal) and value == 0)
-        or (isinstance(op, cst.LessThan) and value == 1)
-        or (isinstance(op, cst.LessThanEqual) and value == 0)
-    ):
-        return left.value, True
-    return None, False
-
-
-def _counter(stmt: cst.For) -> str | None:
-    """The loop counter that is 0 on the first pass, if the loop has one."""
-    it = stmt.iter
-    if not isinstance(it, cst.Call):
-        return None
-    func = last_name(it.func)
-    positional = [a for a in it.args if a.keyword is None]
-    if func == "range" and isinstance(stmt.target, cst.Name):
-        if len(positional) == 1 or (len(positional) >= 2 and code_of(positional[0].value) == "0"):
-            return stmt.target.value
-        return None
-    if func == "enumerate" and isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
-        start = [a for a in it.args if a.keyword is not None and a.keyword.value == "start"]
-        start_value = (
-            start[0].value if start else (positional[1].value if len(positional) > 1 else None)
-        )
-        if start_value is not None and code_of(start_value) != "0":
-            return None
-        first = stmt.target.elements[0].value
-        return first.value if isinstance(first, cst.Name) else None
-    return None
-
-
-def _runs_forever(stmt: cst.For | cst.While) -> bool:
-    if not isinstance(stmt, cst.While):
-        return False
-    test = stmt.test
-    if isinstance(test, cst.Name):
-        return test.value == "True"
-    return isinstance(test, cst.Integer) and test.value != "0"
-
-
 def _relation(reset_models: Iterable[str], owner_models: frozenset[str]) -> bool | None:
     """A reset of `reset_models` against an owner built on `owner_models`."""
     if not owner_models:
@@ -915,102 +670,3 @@ def _relation(reset_models: Iterable[str], owner_models: frozenset[str]) -> bool
     if full:
         return True
     return False if partial else None
-
-
-def _constructs(call: cst.Call) -> bool:
-    tail = last_name(call.func) or ""
-    return tail[:1].isupper() or tail == "deepcopy"
-
-
-def _bind_arguments(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dict[str, str]:
-    params = list(callee.params.posonly_params) + list(callee.params.params)
-    if params and params[0].name.value in ("self", "cls") and isinstance(call.func, cst.Attribute):
-        params = params[1:]
-    aliases: dict[str, str] = {}
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    for param, arg in zip(params, positional):
-        text = dotted(arg.value)
-        if text is not None:
-            aliases[param.name.value] = names.resolve(text)
-    keyword = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-    for param in [*params, *callee.params.kwonly_params]:
-        value = keyword.get(param.name.value)
-        text = dotted(value) if value is not None else None
-        if text is not None:
-            aliases[param.name.value] = names.resolve(text)
-    return aliases
-
-
-def _index(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> ModuleIndex:
-    functions: dict[str, cst.FunctionDef] = {}
-    classes: dict[str, dict[str, cst.FunctionDef]] = {}
-    enclosing: dict[int, str] = {}
-    repeated: set[int] = set()
-    for stmt in module.body:
-        if isinstance(stmt, cst.FunctionDef):
-            functions[stmt.name.value] = stmt
-        elif isinstance(stmt, cst.ClassDef):
-            methods = {}
-            lightning = any("LightningModule" in code_of(base.value) for base in stmt.bases)
-            for item in _body(stmt.body):
-                if isinstance(item, cst.FunctionDef):
-                    methods[item.name.value] = item
-                    enclosing[id(item)] = stmt.name.value
-                    if lightning and item.name.value == "training_step":
-                        repeated.add(id(item))
-            classes[stmt.name.value] = methods
-    for node in walk(module):
-        # ignite: Engine(update_fn) calls update_fn once per batch
-        if isinstance(node, cst.Call) and last_name(node.func) == "Engine" and node.args:
-            handler = functions.get(dotted(node.args[0].value) or "")
-            if handler is not None:
-                repeated.add(id(handler))
-    owners = _owners(module, knowledge, recognizer)
-    return ModuleIndex(functions, classes, enclosing, owners, repeated)
-
-
-def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> dict[str, str]:
-    """Every gradient owner the module's events name, found before any path is followed."""
-    owners: dict[str, str] = {}
-
-    def note(event: Event | None) -> None:
-        if isinstance(event, Update):
-            for key in event.owners:
-                kind = (
-                    "engine"
-                    if event.zeroes_after
-                    else (
-                        "optimizer"
-                        if knowledge.is_optimizer(key) or key in knowledge.optimizers
-                        else ("group" if key.endswith(".parameters()") else "tensor")
-                    )
-                )
-                owners.setdefault(key, kind)
-        elif isinstance(event, Reset):
-            if event.optimizer:
-                owners.setdefault(event.optimizer, "optimizer")
-            for tensor in event.tensors:
-                owners.setdefault(tensor, "tensor")
-
-    def visit(node: cst.CSTNode, names: Names) -> None:
-        if isinstance(node, cst.For):
-            name = _parameter_variable(node)
-            if name is not None:
-                group = parameter_group(node.iter, knowledge, names)
-                names = replace(names, params={**names.params, name: group})
-                if group.models:
-                    owners.setdefault(group.key, "group")
-        if isinstance(node, cst.Call):
-            note(recognizer.call(node, names))
-        elif isinstance(node, (cst.Assign, cst.AugAssign, cst.Del)):
-            for event in recognizer.assignment(node, names):
-                note(event)
-        for child in node.children:
-            visit(child, names)
-
-    visit(module, Names())
-    for optimizer in knowledge.optimizers:
-        owners.setdefault(optimizer, "optimizer")
-    for engine in knowledge.engines:
-        owners[engine] = "engine"
-    return owners

@@ -93,3 +93,8 @@ def _target_names(target: cst.CSTNode) -> set[str]:
         return _target_names(target.value)
     text = dotted(target)
     return {text} if text else {code_of(target)}
+
+
+def body_of(block: cst.BaseSuite) -> list:
+    """The statements of a block (an indented block or a one-line suite)."""
+    return list(block.body)

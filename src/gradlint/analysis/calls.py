@@ -1,0 +1,162 @@
+"""Calls as the path analysis sees them: which run, what they are handed, which are harmless."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradlint.analysis.events import Names
+from gradlint.analysis.syntax import dotted, last_name
+
+HARMLESS_ROOTS = frozenset(
+    [
+        "torch",
+        "nn",
+        "F",
+        "np",
+        "numpy",
+        "math",
+        "random",
+        "logging",
+        "logger",
+        "log",
+        "print",
+        "len",
+        "range",
+        "enumerate",
+        "zip",
+        "list",
+        "tuple",
+        "dict",
+        "set",
+        "sum",
+        "min",
+        "max",
+        "sorted",
+        "str",
+        "repr",
+        "int",
+        "float",
+        "bool",
+        "iter",
+        "next",
+        "id",
+        "type",
+        "isinstance",
+        "getattr",
+        "hasattr",
+        "setattr",
+        "wandb",
+        "mlflow",
+        "tqdm",
+        "time",
+        "os",
+        "sys",
+        "json",
+        "pickle",
+        "copy",
+        "warnings",
+        "abs",
+        "round",
+        "writer",
+        "tb_writer",
+        "summary_writer",
+    ]
+)
+
+
+HARMLESS_METHODS = frozenset(
+    [
+        "clip_grad_norm_",
+        "clip_grad_value_",
+        "state_dict",
+        "load_state_dict",
+        "save",
+        "load",
+        "deepcopy",
+        "item",
+        "log",
+        "log_dict",
+        "add_scalar",
+        "add_scalars",
+        "info",
+        "debug",
+        "warning",
+        "print",
+        "append",
+        "extend",
+        "format",
+        "detach",
+        "cpu",
+        "cuda",
+        "to",
+        "numpy",
+        "tolist",
+    ]
+)
+
+
+def calls_in(node: cst.CSTNode) -> list[cst.Call]:
+    """Calls in evaluation order, not entering lambdas, nested defs or comprehension-free bodies."""
+    found: list[cst.Call] = []
+
+    def visit(n: cst.CSTNode) -> None:
+        if isinstance(n, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
+            return
+        if isinstance(n, cst.Call):
+            visit(n.func)
+            for arg in n.args:
+                visit(arg)
+            found.append(n)
+            return
+        for child in n.children:
+            visit(child)
+
+    visit(node)
+    return found
+
+
+def handed_over(value: cst.BaseExpression) -> set[str]:
+    """Objects an argument gives the callee: `model`, `model.parameters()`, `[w, b]`.
+
+    `model(x)` hands over only the model's output, not the model.
+    """
+    text = dotted(value)
+    if text is not None:
+        return {text}
+    if isinstance(value, (cst.List, cst.Tuple, cst.Set)):
+        return {n for e in value.elements for n in handed_over(e.value)}
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        if value.func.attr.value in ("parameters", "named_parameters", "children", "modules"):
+            return handed_over(value.func.value)
+    if isinstance(value, cst.Dict):
+        return {
+            n
+            for e in value.elements
+            if isinstance(e, cst.DictElement)
+            for n in handed_over(e.value)
+        }
+    return set()
+
+
+def constructs(call: cst.Call) -> bool:
+    tail = last_name(call.func) or ""
+    return tail[:1].isupper() or tail == "deepcopy"
+
+
+def bind_arguments(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dict[str, str]:
+    params = list(callee.params.posonly_params) + list(callee.params.params)
+    if params and params[0].name.value in ("self", "cls") and isinstance(call.func, cst.Attribute):
+        params = params[1:]
+    aliases: dict[str, str] = {}
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for param, arg in zip(params, positional):
+        text = dotted(arg.value)
+        if text is not None:
+            aliases[param.name.value] = names.resolve(text)
+    keyword = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+    for param in [*params, *callee.params.kwonly_params]:
+        value = keyword.get(param.name.value)
+        text = dotted(value) if value is not None else None
+        if text is not None:
+            aliases[param.name.value] = names.resolve(text)
+    return aliases

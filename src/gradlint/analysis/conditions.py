@@ -1,0 +1,127 @@
+"""What a branch condition says, read from its syntax alone.
+
+Conditions are compared by source text; a few forms are understood: `p.grad is not None`
+guards, first-pass tests of a loop counter (`if i > 0:`), and the `while True` that never ends.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradlint.analysis.syntax import code_of, dotted, last_name, names_in, walk
+
+SYNC_GRADIENTS = "<sync_gradients>"  # Accelerate's accumulate(): step and zero_grad are gated
+
+
+_NAME_CACHE: dict[str, frozenset[str]] = {}
+
+
+def condition_names(key: str) -> frozenset[str]:
+    names = _NAME_CACHE.get(key)
+    if names is None:
+        try:
+            names = frozenset(names_in(cst.parse_expression(key)))
+        except cst.ParserSyntaxError:
+            names = frozenset()
+        _NAME_CACHE[key] = names
+    return names
+
+
+def condition_key(test: cst.BaseExpression) -> tuple[str | None, bool]:
+    polarity = True
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        polarity = not polarity
+        test = test.expression
+    text = code_of(test)
+    if text.endswith("sync_gradients"):
+        return SYNC_GRADIENTS, polarity
+    return text, polarity
+
+
+def is_stable(test: cst.BaseExpression) -> bool:
+    """A condition whose value cannot change between two reads in one iteration."""
+    for node in walk(test):
+        if isinstance(node, cst.Call) and last_name(node.func) not in ("len", "int", "bool"):
+            return False
+        if isinstance(node, (cst.NamedExpr, cst.Await, cst.Yield)):
+            return False
+    return True
+
+
+def grad_guard(test: cst.BaseExpression) -> bool | None:
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None
+    target = test.comparisons[0]
+    left = dotted(test.left) or ""
+    if not (left.endswith(".grad") and isinstance(target.comparator, cst.Name)):
+        return None
+    if target.comparator.value != "None":
+        return None
+    if isinstance(target.operator, cst.IsNot):
+        return True
+    if isinstance(target.operator, cst.Is):
+        return False
+    return None
+
+
+def first_iteration_test(test: cst.BaseExpression) -> tuple[str | None, bool]:
+    """`i > 0` (False on the first pass) or `i == 0` (True on the first pass) for a counter `i`."""
+    if isinstance(test, cst.Name):
+        return test.value, False
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None, False
+    target = test.comparisons[0]
+    left, right, op = test.left, target.comparator, target.operator
+    if isinstance(left, cst.Integer) and isinstance(right, cst.Name):
+        left, right = right, left
+        op = {cst.LessThan: cst.GreaterThan(), cst.LessThanEqual: cst.GreaterThanEqual()}.get(
+            type(op), op
+        )
+    if not (isinstance(left, cst.Name) and isinstance(right, cst.Integer)):
+        return None, False
+    value = int(right.value)
+    if (
+        (isinstance(op, cst.GreaterThan) and value == 0)
+        or (isinstance(op, cst.GreaterThanEqual) and value == 1)
+        or (isinstance(op, cst.NotEqual) and value == 0)
+    ):
+        return left.value, False
+    if (
+        (isinstance(op, cst.Equal) and value == 0)
+        or (isinstance(op, cst.LessThan) and value == 1)
+        or (isinstance(op, cst.LessThanEqual) and value == 0)
+    ):
+        return left.value, True
+    return None, False
+
+
+def loop_counter(stmt: cst.For) -> str | None:
+    """The loop counter that is 0 on the first pass, if the loop has one."""
+    it = stmt.iter
+    if not isinstance(it, cst.Call):
+        return None
+    func = last_name(it.func)
+    positional = [a for a in it.args if a.keyword is None]
+    if func == "range" and isinstance(stmt.target, cst.Name):
+        if len(positional) == 1 or (len(positional) >= 2 and code_of(positional[0].value) == "0"):
+            return stmt.target.value
+        return None
+    if func == "enumerate" and isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
+        start = [a for a in it.args if a.keyword is not None and a.keyword.value == "start"]
+        start_value = (
+            start[0].value if start else (positional[1].value if len(positional) > 1 else None)
+        )
+        if start_value is not None and code_of(start_value) != "0":
+            return None
+        first = stmt.target.elements[0].value
+        return first.value if isinstance(first, cst.Name) else None
+    return None
+
+
+def runs_forever(stmt: cst.For | cst.While) -> bool:
+    if not isinstance(stmt, cst.While):
+        return False
+    test = stmt.test
+    if isinstance(test, cst.Name):
+        return test.value == "True"
+    return isinstance(test, cst.Integer) and test.value != "0"
