@@ -41,6 +41,9 @@ GL999 = Rule(
 Reports an internal error of gradlint on one file; the other files are still linted and the
 run exits with code 2.
 
+## Why is this bad?
+The file was not analysed, so a bug in it may have gone unreported.
+
 ## Fix safety
 No fix. Please report the file (or a reduced version of it) to gradlint's issue tracker.
 """,
