@@ -1,5 +1,5 @@
-"""Regression with gradient accumulation done right: step and reset together every few micro-
-batches and on the last one."""
+"""Regression with gradient accumulation done right: step and reset together every few
+micro-batches and on the last one."""
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset

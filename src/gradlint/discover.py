@@ -72,7 +72,8 @@ def _walk(root: str) -> Iterator[str]:
     if repository_top is not None:
         for directory in _parents_between(repository_top, root):
             spec = _gitignore(directory)
-            if spec is not None:
+            # a folder named on the command line is linted even if a parent ignores it
+            if spec is not None and not _ignored(os.path.abspath(root), True, [(directory, spec)]):
                 specs.append((directory, spec))
     yield from _walk_directory(root, specs, set())
 

@@ -52,3 +52,12 @@ class Tree:
             ):
                 return True
         return True
+
+    def next_statement(self, statement: cst.CSTNode) -> cst.CSTNode | None:
+        """The statement after `statement` in its block, if any."""
+        parent = self.parent.get(id(statement))
+        body = list(getattr(parent, "body", ()) or ())
+        for index, sibling in enumerate(body):
+            if sibling is statement:
+                return body[index + 1] if index + 1 < len(body) else None
+        return None

@@ -97,14 +97,62 @@ def first_iteration_test(test: cst.BaseExpression) -> tuple[str | None, bool]:
 
 def loop_counter(stmt: cst.For) -> str | None:
     """The loop counter that is 0 on the first pass, if the loop has one."""
+    counted = _counted(stmt)
+    return counted[0] if counted else None
+
+
+def last_pass_tests(stmt: cst.For) -> frozenset[str]:
+    """Texts of the tests true exactly on the last pass: `i + 1 == len(loader)`, `i == n - 1`."""
+    counted = _counted(stmt)
+    if counted is None or counted[1] is None:
+        return frozenset()
+    i, bound = counted
+    forms = {
+        f"{i}+1=={bound}",
+        f"({i}+1)=={bound}",
+        f"{i}=={bound}-1",
+        f"{i}==({bound}-1)",
+        f"{bound}=={i}+1",
+        f"{bound}-1=={i}",
+        f"{i}>={bound}-1",
+        f"{i}+1>={bound}",
+        f"({i}+1)>={bound}",
+    }
+    return frozenset(forms)
+
+
+def last_pass_info(
+    test: cst.BaseExpression, tests: frozenset[str]
+) -> tuple[bool | None, bool | None]:
+    """Whether the true and the false branch of `test` are (True) or are not (False) the loop's
+    last pass; None where the branch says nothing about it."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        on_true, on_false = last_pass_info(test.expression, tests)
+        return on_false, on_true
+    if isinstance(test, cst.BooleanOperation):
+        left = last_pass_info(test.left, tests)
+        right = last_pass_info(test.right, tests)
+        if isinstance(test.operator, cst.Or):  # false: every part false
+            return None, (False if False in (left[1], right[1]) else None)
+        return (True if True in (left[0], right[0]) else None), None  # and: every part true
+    if code_of(test) in tests:
+        return True, False
+    return None, None
+
+
+def _counted(stmt: cst.For) -> tuple[str, str | None] | None:
+    """(counter, bound) of `for i in range(n)` / `for i, x in enumerate(xs)`; bound is `n` or
+    `len(xs)`, None when unknown."""
     it = stmt.iter
     if not isinstance(it, cst.Call):
         return None
     func = last_name(it.func)
     positional = [a for a in it.args if a.keyword is None]
     if func == "range" and isinstance(stmt.target, cst.Name):
-        if len(positional) == 1 or (len(positional) >= 2 and code_of(positional[0].value) == "0"):
-            return stmt.target.value
+        if len(positional) == 1:
+            return stmt.target.value, code_of(positional[0].value)
+        if len(positional) == 2 and code_of(positional[0].value) == "0":
+            return stmt.target.value, code_of(positional[1].value)
         return None
     if func == "enumerate" and isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
         start = [a for a in it.args if a.keyword is not None and a.keyword.value == "start"]
@@ -114,7 +162,9 @@ def loop_counter(stmt: cst.For) -> str | None:
         if start_value is not None and code_of(start_value) != "0":
             return None
         first = stmt.target.elements[0].value
-        return first.value if isinstance(first, cst.Name) else None
+        if not isinstance(first, cst.Name) or not positional:
+            return None
+        return first.value, f"len({code_of(positional[0].value)})"
     return None
 
 

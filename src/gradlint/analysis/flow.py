@@ -32,6 +32,8 @@ from gradlint.analysis.conditions import (
     first_iteration_test,
     grad_guard,
     is_stable,
+    last_pass_info,
+    last_pass_tests,
     loop_counter,
     runs_forever,
 )
@@ -77,6 +79,7 @@ class Outcome:
 class Loop:
     node_id: int
     counter: str | None  # `i` of `for i in range(n)` / `enumerate(x)`: 0 on the first pass
+    last_tests: frozenset[str] = frozenset()  # tests true on the last pass only
 
 
 @dataclass(frozen=True)
@@ -288,9 +291,9 @@ class Flow:
                 return self._collective(stmt, variable, states, ctx)
         loop_id = id(stmt)
         assigned = {ctx.names.resolve(t) for t in assigned_targets(stmt)}
-        loop = Loop(loop_id, loop_counter(stmt) if isinstance(stmt, cst.For) else None)
-        if loop.counter is not None and loop.counter in assigned_targets(stmt.body):
-            loop = Loop(loop_id, None)
+        loop = Loop(loop_id, None)
+        if isinstance(stmt, cst.For) and not ({loop_counter(stmt)} & assigned_targets(stmt.body)):
+            loop = Loop(loop_id, loop_counter(stmt), last_pass_tests(stmt))
         body_ctx = replace(ctx, loops=(*ctx.loops, loop), leaving=False)
         entry = {replace(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
         head = set(entry)
@@ -300,7 +303,12 @@ class Flow:
             if isinstance(stmt, cst.While):
                 ready = self._calls(stmt.test, head, ctx)
             body = self._block(body_of(stmt.body), ready, body_ctx)
-            back = {_next_iteration(s, assigned, loop) for s in body.normal | body.continues}
+            ends = body.normal | body.continues
+            back = {
+                _next_iteration(s, assigned, loop)
+                for s in ends
+                if (loop_id, True) not in s.last_pass
+            }
             new_head = entry | back
             if len(new_head) > MAX_STATES:
                 raise TooComplex
@@ -310,7 +318,17 @@ class Flow:
         else:
             raise TooComplex
         assert body is not None
-        exhausted = set() if runs_forever(stmt) else head
+        # the loop ends after a pass that may be its last (`i + 1 == len(xs)` not known false)
+        exhausted = (
+            set()
+            if runs_forever(stmt)
+            else entry
+            | {
+                _next_iteration(s, assigned, loop)
+                for s in ends
+                if (loop_id, False) not in s.last_pass
+            }
+        )
         out = Outcome(returns=body.returns)
         if stmt.orelse is not None and exhausted:
             other = self._block(body_of(stmt.orelse.body), exhausted, ctx)
@@ -360,6 +378,11 @@ class Flow:
             else:
                 true_states.add(s)
                 false_states.add(s)
+        for loop in ctx.loops:
+            if loop.last_tests:
+                on_true, on_false = last_pass_info(test, loop.last_tests)
+                true_states = _mark_last_pass(true_states, loop, on_true)
+                false_states = _mark_last_pass(false_states, loop, on_false)
         return true_states, false_states
 
     def _residue_test(
@@ -636,7 +659,16 @@ def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
             elif not ({residue.counter} | condition_names(residue.modulus)) & assigned:
                 moved.add(residue)
         residues = frozenset(moved)
-    return replace(s, assumed=kept, first=s.first - {loop.node_id}, residues=residues)
+    last_pass = frozenset(m for m in s.last_pass if m[0] != loop.node_id)
+    return replace(
+        s, assumed=kept, first=s.first - {loop.node_id}, residues=residues, last_pass=last_pass
+    )
+
+
+def _mark_last_pass(states: set[State], loop: Loop, last: bool | None) -> set[State]:
+    if last is None:
+        return states
+    return {replace(s, last_pass=s.last_pass | {(loop.node_id, last)}) for s in states}
 
 
 def _branch_on_residue(

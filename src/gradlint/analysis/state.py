@@ -99,6 +99,7 @@ class State:
     assumed: frozenset[tuple[str, bool]] = frozenset()  # conditions branched on, and their value
     first: frozenset[int] = frozenset()  # loops (by id) in their first iteration
     residues: frozenset[Residue] = frozenset()  # loop counters modulo k
+    last_pass: frozenset[tuple[int, bool]] = frozenset()  # (loop, is this its last pass?)
 
     def residue(self, counter: str, modulus: str) -> Residue | None:
         for known in self.residues:

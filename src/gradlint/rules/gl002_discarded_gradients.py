@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.analysis.state import DiscardedGradient
+from gradlint.analysis.syntax import code_of
 from gradlint.fixes import Edit, MoveAfter
 from gradlint.rules.base import Rule
 from gradlint.tree import Tree
@@ -103,9 +104,23 @@ def fix_candidates(finding: DiscardedGradient, tree: Tree) -> tuple[str, list[Ed
         moved = parent_loop
     if moved is anchor or any(a is moved for a in tree.ancestors(anchor)):
         return "", []
+    following = tree.next_statement(anchor)
+    if following is not None and _same_code(following, moved):
+        # the update is already followed by this reset: the bug lies elsewhere (an update the
+        # loop misses, e.g. on its last batch), and moving would only duplicate the line
+        return "", []
     return f"Move `{finding.reset.label}` after `{update_label(finding)}`", [
         MoveAfter(moved, anchor)
     ]
+
+
+def _same_code(first: cst.CSTNode, second: cst.CSTNode) -> bool:
+    """Two statement lines doing the same thing (comments and blank lines aside)."""
+    if not (
+        isinstance(first, cst.SimpleStatementLine) and isinstance(second, cst.SimpleStatementLine)
+    ):
+        return False
+    return [code_of(s) for s in first.body] == [code_of(s) for s in second.body]
 
 
 def _target_names(target: cst.BaseExpression) -> set[str]:
