@@ -6,10 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from gradlint import fixes, noqa
-from gradlint.analysis.events import Recognizer
+from gradlint.analysis.events import Positions, Recognizer
 from gradlint.analysis.flow import Flow
 from gradlint.analysis.owners import scan_module
 from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
@@ -55,11 +54,8 @@ def analyse(text: str) -> Analysis:
     if not any(trigger in text for trigger in TRIGGERS):
         return Analysis(cst.Module(body=[]), [])
     module = cst.parse_module(text)
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    ranges = wrapper.resolve(PositionProvider)
-    positions = {node: (r.start.line, r.start.column) for node, r in ranges.items()}
     knowledge = scan_module(module)
-    flow = Flow(module, knowledge, Recognizer(knowledge, positions))
+    flow = Flow(module, knowledge, Recognizer(knowledge, Positions(module)))
     return Analysis(module, flow.run())
 
 

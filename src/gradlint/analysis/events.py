@@ -7,10 +7,12 @@ the caller's objects, the loop variable of a loop over a model's parameters).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
 import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gradlint.analysis.owners import Knowledge, strip_wrapper
 from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in
@@ -21,14 +23,40 @@ _IN_PLACE_UPDATES = frozenset(
 _BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
 
 
+class Positions:
+    """Line and column of nodes, computed for the whole module on first use only.
+
+    Resolving positions costs as much as printing the module, so clean files never pay it.
+    """
+
+    def __init__(self, module: cst.Module):
+        self.module = module
+        self._found: Mapping[cst.CSTNode, CodeRange] | None = None
+
+    def of(self, node: cst.CSTNode) -> tuple[int, int]:
+        if self._found is None:
+            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+            self._found = wrapper.resolve(PositionProvider)
+        found = self._found.get(node)
+        return (found.start.line, found.start.column) if found is not None else (0, 0)
+
+
 @dataclass(frozen=True)
 class Site:
-    """Where an event happens. Compared by position; `node` is kept for fixes."""
+    """Where an event happens: compared by `seq`, the order in which the analysis met it."""
 
-    line: int
-    col: int  # 0-based
+    seq: int
     label: str  # short source text, e.g. `opt.step()`
     node: cst.CSTNode | None = field(default=None, compare=False, hash=False, repr=False)
+    positions: Positions | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def line(self) -> int:
+        return self.positions.of(self.node)[0] if self.positions and self.node else 0
+
+    @property
+    def col(self) -> int:  # 0-based
+        return self.positions.of(self.node)[1] if self.positions and self.node else 0
 
 
 @dataclass(frozen=True)
@@ -92,16 +120,20 @@ def owner_keys(knowledge: Knowledge, names: Names, target: str) -> tuple[str, ..
 class Recognizer:
     """Turns statements and calls into events for one module."""
 
-    def __init__(self, knowledge: Knowledge, positions: dict[cst.CSTNode, tuple[int, int]]):
+    def __init__(self, knowledge: Knowledge, positions: Positions):
         self.knowledge = knowledge
         self.positions = positions
+        self._sites: dict[int, Site] = {}
 
     def site(self, node: cst.CSTNode) -> Site:
-        line, col = self.positions.get(node, (0, 0))
-        label = code_of(node)
-        if len(label) > 60:
-            label = label[:57] + "..."
-        return Site(line, col, label, node)
+        known = self._sites.get(id(node))
+        if known is None:
+            label = code_of(node)
+            if len(label) > 60:
+                label = label[:57] + "..."
+            known = Site(len(self._sites), label, node, self.positions)
+            self._sites[id(node)] = known
+        return known
 
     # calls ---------------------------------------------------------------------------------
     def call(self, call: cst.Call, names: Names) -> Event | None:

@@ -88,8 +88,8 @@ def reset(facts: Facts, site: Site, certain: bool, deliberate: bool) -> Facts:
     return Facts(lost=lost)
 
 
-def _lost_order(lost: Lost) -> tuple[int, int, int, int]:
-    return (lost.reset.line, lost.reset.col, lost.backward.line, lost.backward.col)
+def _lost_order(lost: Lost) -> tuple[int, int]:
+    return (lost.reset.seq, lost.backward.seq)
 
 
 @dataclass(frozen=True)
