@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.analysis.syntax import children
+
 
 class Tree:
     def __init__(self, module: cst.Module):
@@ -12,7 +14,7 @@ class Tree:
         stack: list[cst.CSTNode] = [module]
         while stack:
             node = stack.pop()
-            for child in node.children:
+            for child in children(node):
                 self.parent[id(child)] = node
                 stack.append(child)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.analysis.events import Names
-from gradlint.analysis.syntax import dotted, last_name
+from gradlint.analysis.syntax import children, dotted, last_name
 
 HARMLESS_ROOTS = frozenset(
     [
@@ -108,7 +108,7 @@ def calls_in(node: cst.CSTNode) -> list[cst.Call]:
                 visit(arg)
             found.append(n)
             return
-        for child in n.children:
+        for child in children(n):
             visit(child)
 
     visit(node)

@@ -48,7 +48,7 @@ from gradlint.analysis.events import (
     parameter_group,
     parameter_variable,
 )
-from gradlint.analysis.index import index_module
+from gradlint.analysis.index import MODULE, index_module
 from gradlint.analysis.owners import Knowledge
 from gradlint.analysis.state import State
 from gradlint.analysis.syntax import assigned_targets, body_of, dotted, last_name, walk
@@ -107,9 +107,10 @@ class Flow:
 
     # entry points ------------------------------------------------------------------------------
     def run(self) -> list[gs.Finding]:
-        self._scope(self.module.body, Context())
+        if MODULE in self.index.with_backward:
+            self._scope(self.module.body, Context())
         for node in walk(self.module):
-            if isinstance(node, cst.FunctionDef):
+            if isinstance(node, cst.FunctionDef) and id(node) in self.index.with_backward:
                 ctx = Context(cls=self.index.enclosing_class.get(id(node)), inlining=(id(node),))
                 body = body_of(node.body)
                 if id(node) in self.index.repeated:
@@ -552,7 +553,11 @@ class Flow:
     def _inline(
         self, callee: cst.FunctionDef, call: cst.Call, states: set[State], ctx: Context
     ) -> set[State]:
-        if id(callee) in ctx.inlining or len(ctx.inlining) > MAX_INLINE_DEPTH:
+        if (
+            id(callee) in ctx.inlining
+            or len(ctx.inlining) > MAX_INLINE_DEPTH
+            or id(callee) not in self.index.with_events
+        ):
             return self._opaque(call, states, ctx)
         aliases = bind_arguments(callee, call, ctx.names)
         is_method = id(callee) in self.index.enclosing_class

@@ -16,7 +16,7 @@ from gradlint.analysis.events import (
     parameter_variable,
 )
 from gradlint.analysis.owners import Knowledge
-from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, walk
+from gradlint.analysis.syntax import body_of, children, code_of, dotted, last_name, walk
 
 
 @dataclass
@@ -26,6 +26,15 @@ class ModuleIndex:
     enclosing_class: dict[int, str]  # id(FunctionDef) -> class name for methods
     owners: dict[str, str]  # owner key -> "optimizer" | "engine" | "tensor" | "group"
     repeated: set[int]  # ids of functions a framework calls once per batch
+    # ids of functions (MODULE for the module body) from which a backward() is reachable, and
+    # from which any gradient event is: the others are never analysed or followed into
+    with_backward: set[int]
+    with_events: set[int]
+
+
+MODULE = 0
+_BACKWARD_WORDS = frozenset({"backward", "manual_backward"})
+_EVENT_WORDS = _BACKWARD_WORDS | {"step", "zero_grad", "grad"}
 
 
 def index_module(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> ModuleIndex:
@@ -53,7 +62,61 @@ def index_module(module: cst.Module, knowledge: Knowledge, recognizer: Recognize
             if handler is not None:
                 repeated.add(id(handler))
     owners = _owners(module, knowledge, recognizer)
-    return ModuleIndex(functions, classes, enclosing, owners, repeated)
+    with_backward, with_events = _reach(module, functions, classes)
+    return ModuleIndex(functions, classes, enclosing, owners, repeated, with_backward, with_events)
+
+
+def _reach(
+    module: cst.Module,
+    functions: dict[str, cst.FunctionDef],
+    classes: dict[str, dict[str, cst.FunctionDef]],
+) -> tuple[set[int], set[int]]:
+    """Which scopes can reach a backward() / any gradient event, directly or through calls to
+    functions of this module (names resolved loosely: more reach only costs time)."""
+    words: dict[int, set[str]] = {}
+    calls: dict[int, set[int]] = {}
+    nested: dict[str, list[int]] = {}
+    for node in walk(module):
+        if isinstance(node, cst.FunctionDef):
+            nested.setdefault(node.name.value, []).append(id(node))
+
+    def visit(node: cst.CSTNode, scope: int, cls: str | None) -> None:
+        if isinstance(node, cst.FunctionDef):
+            scope = id(node)
+        elif isinstance(node, cst.ClassDef):
+            cls = node.name.value
+        elif isinstance(node, cst.Attribute) and node.attr.value in _EVENT_WORDS:
+            words.setdefault(scope, set()).add(node.attr.value)
+        elif isinstance(node, cst.Call):
+            name = dotted(node.func) or ""
+            targets: list[int] = []
+            if name.startswith("self.") and cls is not None:
+                method = classes.get(cls, {}).get(name[5:])
+                targets = [id(method)] if method is not None else []
+            elif "." not in name:
+                targets = nested.get(name, []) + (
+                    [id(functions[name])] if name in functions else []
+                )
+            calls.setdefault(scope, set()).update(targets)
+        for child in children(node):
+            visit(child, scope, cls)
+
+    visit(module, MODULE, None)
+
+    def closure(seeds: set[int]) -> set[int]:
+        reached = set(seeds)
+        changed = True
+        while changed:
+            changed = False
+            for scope, callees in calls.items():
+                if scope not in reached and callees & reached:
+                    reached.add(scope)
+                    changed = True
+        return reached
+
+    with_backward = closure({s for s, w in words.items() if w & _BACKWARD_WORDS})
+    with_events = closure(set(words))
+    return with_backward, with_events
 
 
 def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> dict[str, str]:
@@ -92,7 +155,7 @@ def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) ->
         elif isinstance(node, (cst.Assign, cst.AugAssign, cst.Del)):
             for event in recognizer.assignment(node, names):
                 note(event)
-        for child in node.children:
+        for child in children(node):
             visit(child, names)
 
     visit(module, Names())

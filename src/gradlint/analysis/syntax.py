@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import libcst as cst
 
 _EMPTY = cst.Module(body=[])
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}  # node class -> its fields, memoised
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """A node's child nodes, in field order.
+
+    Same nodes as libcst's `children` property, which visits the node to find them and is
+    several times slower: every walk of the analysis goes through here.
+    """
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(node))
+        _CHILD_FIELDS[type(node)] = names
+    out: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            out.append(value)
+        elif isinstance(value, (list, tuple)):
+            out.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return out
 
 
 def code_of(node: cst.CSTNode) -> str:
@@ -39,7 +61,7 @@ def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
     """
     if isinstance(node, cst.Lambda):
         return
-    for child in node.children:
+    for child in children(node):
         yield from calls_in(child)
     if isinstance(node, cst.Call):
         yield node
@@ -57,7 +79,7 @@ def names_in(node: cst.CSTNode) -> set[str]:
 
 def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     yield node
-    for child in node.children:
+    for child in children(node):
         yield from _walk(child)
 
 
