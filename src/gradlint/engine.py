@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -47,11 +48,20 @@ class Analysis:
 
 # Every GL001/GL002 finding needs a backward call; files without the word are never parsed.
 TRIGGERS = ("backward",)
+# Frameworks whose backward() does not accumulate into torch's .grad (MXNet overwrites by default)
+# or whose resets gradlint does not know (paddle's clear_grad()): their modules are not analysed
+# unless they also import torch.
+_OTHER_FRAMEWORK = re.compile(
+    r"^\s*(?:import|from)\s+(?:mxnet|tensorflow|jax|paddle|mindspore)\b", re.MULTILINE
+)
+_TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 
 def analyse(text: str) -> Analysis:
     """Parse and analyse; raises libcst.ParserSyntaxError for invalid source."""
-    if not any(trigger in text for trigger in TRIGGERS):
+    if not any(trigger in text for trigger in TRIGGERS) or (
+        _OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)
+    ):
         return Analysis(cst.Module(body=[]), [])
     module = cst.parse_module(text)
     knowledge = scan_module(module)

@@ -160,3 +160,42 @@ def bind_arguments(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dic
         if text is not None:
             aliases[param.name.value] = names.resolve(text)
     return aliases
+
+
+def parameter_names(callee: cst.FunctionDef) -> list[str]:
+    params = callee.params
+    every = [*params.posonly_params, *params.params, *params.kwonly_params]
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            every.append(star)
+    return [p.name.value for p in every]
+
+
+_LITERALS = {"True": True, "False": False, "None": False}
+
+
+def literal_arguments(callee: cst.FunctionDef, call: cst.Call) -> frozenset[tuple[str, bool]]:
+    """Parameters whose value at this call is a literal, as (name, truthiness) conditions:
+    `step_model(m, x, False)` makes `if do_backward:` in the callee known."""
+    params = [*callee.params.posonly_params, *callee.params.params]
+    if params and params[0].name.value in ("self", "cls") and isinstance(call.func, cst.Attribute):
+        params = params[1:]
+    values: dict[str, cst.BaseExpression] = {}
+    for param in [*params, *callee.params.kwonly_params]:
+        if param.default is not None:
+            values[param.name.value] = param.default
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if any(a.star for a in call.args):
+        return frozenset()
+    for param, arg in zip(params, positional):
+        values[param.name.value] = arg.value
+    for arg in call.args:
+        if arg.keyword is not None:
+            values[arg.keyword.value] = arg.value
+    known = set()
+    for name, value in values.items():
+        if isinstance(value, cst.Name) and value.value in _LITERALS:
+            known.add((name, _LITERALS[value.value]))
+        elif isinstance(value, cst.Integer):
+            known.add((name, int(value.value, 0) != 0))
+    return frozenset(known)

@@ -8,7 +8,7 @@ the caller's objects, the loop variable of a loop over a model's parameters).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 import libcst as cst
@@ -47,6 +47,7 @@ class Site:
 
     seq: int
     label: str  # short source text, e.g. `opt.step()`
+    via: tuple[int, ...] = ()  # the calls it was reached through (a helper called twice: two sites)
     node: cst.CSTNode | None = field(default=None, compare=False, hash=False, repr=False)
     positions: Positions | None = field(default=None, compare=False, hash=False, repr=False)
 
@@ -101,6 +102,7 @@ class Names:
 
     aliases: dict[str, str] = field(default_factory=dict)
     params: dict[str, ParamGroup] = field(default_factory=dict)
+    via: tuple[int, ...] = ()  # the calls that led into this body
 
     def resolve(self, text: str) -> str:
         head, dot, rest = text.partition(".")
@@ -125,15 +127,15 @@ class Recognizer:
         self.positions = positions
         self._sites: dict[int, Site] = {}
 
-    def site(self, node: cst.CSTNode) -> Site:
+    def site(self, names: Names, node: cst.CSTNode) -> Site:
         known = self._sites.get(id(node))
         if known is None:
             label = code_of(node)
             if len(label) > 60:
                 label = label[:57] + "..."
-            known = Site(len(self._sites), label, node, self.positions)
+            known = Site(len(self._sites), label, (), node, self.positions)
             self._sites[id(node)] = known
-        return known
+        return replace(known, via=names.via) if names.via else known
 
     # calls ---------------------------------------------------------------------------------
     def call(self, call: cst.Call, names: Names) -> Event | None:
@@ -145,31 +147,31 @@ class Recognizer:
         receiver = names.resolve(code_of(receiver_node)) if receiver_node is not None else None
 
         if method in _BACKWARD_FUNCTIONS:
-            return Backward(self.site(call))
+            return Backward(self.site(names, call))
         if method == "step" and receiver is not None:
             return self._step(call, receiver, names)
         if method == "zero_grad" and receiver is not None:
             if receiver in self.knowledge.engines:
                 return None
             if self.knowledge.is_optimizer(receiver):
-                return Reset(self.site(call), optimizer=receiver)
+                return Reset(self.site(names, call), optimizer=receiver)
             group = names.params.get(receiver)
             if group is not None:
-                return Reset(self.site(call), models=group.models, tensors=group.tensors)
-            return Reset(self.site(call), models=(self.knowledge.model(receiver),))
+                return Reset(self.site(names, call), models=group.models, tensors=group.tensors)
+            return Reset(self.site(names, call), models=(self.knowledge.model(receiver),))
         if receiver_node is not None:
             return self._tensor_method(call, method, receiver_node, names)
         return None
 
     def _step(self, call: cst.Call, receiver: str, names: Names) -> Event | None:
         if receiver in self.knowledge.engines:
-            return Update((receiver,), self.site(call), zeroes_after=True)
+            return Update((receiver,), self.site(names, call), zeroes_after=True)
         if "scaler" in receiver.lower() and call.args:
             # scaler.step(opt): an update of the optimizer it is given
             target = dotted(call.args[0].value)
             if target is None:
                 return None
-            return Update((names.resolve(target),), self.site(call))
+            return Update((names.resolve(target),), self.site(names, call))
         if not self.knowledge.is_optimizer(receiver):
             return None
         closure = None
@@ -177,7 +179,7 @@ class Recognizer:
             if arg.keyword is None or arg.keyword.value == "closure":
                 closure = arg.value
                 break
-        return Update((receiver,), self.site(call), closure=closure)
+        return Update((receiver,), self.site(names, call), closure=closure)
 
     def _tensor_method(
         self, call: cst.Call, method: str, receiver_node: cst.BaseExpression, names: Names
@@ -229,11 +231,11 @@ class Recognizer:
     def _reset_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Reset:
         group = names.params.get(tensor)
         if group is not None:
-            return Reset(self.site(node), models=group.models, tensors=group.tensors)
-        return Reset(self.site(node), tensors=(names.resolve(tensor),))
+            return Reset(self.site(names, node), models=group.models, tensors=group.tensors)
+        return Reset(self.site(names, node), tensors=(names.resolve(tensor),))
 
     def _update_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Update:
-        return Update(owner_keys(self.knowledge, names, tensor), self.site(node))
+        return Update(owner_keys(self.knowledge, names, tensor), self.site(names, node))
 
 
 def _zero_argument(call: cst.Call) -> bool:

@@ -24,6 +24,8 @@ from gradlint.analysis.calls import (
     calls_in,
     constructs,
     handed_over,
+    literal_arguments,
+    parameter_names,
 )
 from gradlint.analysis.conditions import (
     SYNC_GRADIENTS,
@@ -443,7 +445,7 @@ class Flow:
             callee = self._lookup(name, ctx)
         if callee is None:
             return states
-        return self._inline(callee, cst.Call(func=closure), states, ctx)
+        return self._inline(callee, cst.Call(func=closure), states, ctx, via=closure)
 
     def _events(self, events: list[Event], states: set[State], ctx: Context) -> set[State]:
         for event in events:
@@ -551,7 +553,12 @@ class Flow:
         return self.index.functions.get(name)
 
     def _inline(
-        self, callee: cst.FunctionDef, call: cst.Call, states: set[State], ctx: Context
+        self,
+        callee: cst.FunctionDef,
+        call: cst.Call,
+        states: set[State],
+        ctx: Context,
+        via: cst.CSTNode | None = None,
     ) -> set[State]:
         if (
             id(callee) in ctx.inlining
@@ -561,8 +568,16 @@ class Flow:
             return self._opaque(call, states, ctx)
         aliases = bind_arguments(callee, call, ctx.names)
         is_method = id(callee) in self.index.enclosing_class
+        path = (*ctx.names.via, self.recognizer.site(Names(), via or call).seq)
+        # the callee's parameters shadow the caller's names; literal arguments are known values
+        parameters = set(parameter_names(callee))
+        flags = literal_arguments(callee, call)
+        states = {
+            replace(_forget(s, parameters), assumed=_forget(s, parameters).assumed | flags)
+            for s in states
+        }
         inner = Context(
-            names=Names(aliases=aliases),
+            names=Names(aliases=aliases, via=path),
             cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
             local_defs=(*ctx.local_defs, {}),
             leaving=ctx.leaving,
@@ -570,7 +585,7 @@ class Flow:
             inlining=(*ctx.inlining, id(callee)),
         )
         out = self._block(body_of(callee.body), states, inner)
-        return out.normal | out.returns
+        return {_forget(s, parameters) for s in out.normal | out.returns}
 
     def _opaque(self, call: cst.Call, states: set[State], ctx: Context) -> set[State]:
         """A call we cannot see into may reset or update whatever owner it receives."""
