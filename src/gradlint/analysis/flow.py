@@ -56,7 +56,8 @@ from gradlint.analysis.state import State
 from gradlint.analysis.syntax import assigned_targets, body_of, dotted, last_name, walk
 
 MAX_STATES = 4096
-MAX_LOOP_PASSES = 32
+WIDEN_AT = 64  # states at one point before paths that differ only in fresh sites are merged
+MAX_LOOP_PASSES = 12
 MAX_INLINE_DEPTH = 4
 
 
@@ -141,9 +142,7 @@ class Flow:
                 break
             result = self._statement(stmt, out.normal, ctx)
             out.merge(result)
-            out.normal = result.normal
-            if len(out.normal) > MAX_STATES:
-                raise TooComplex
+            out.normal = _bounded(result.normal)
         return out
 
     def _statement(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> Outcome:
@@ -211,7 +210,9 @@ class Flow:
 
     def _if(self, stmt: cst.If, states: set[State], ctx: Context) -> Outcome:
         states = self._calls(stmt.test, states, ctx)
-        true_states, false_states = self._branch(stmt.test, states, ctx)
+        true_states, false_states = self._branch(
+            stmt.test, states, ctx, remember=self.index.steers_gradients(stmt)
+        )
         out = self._block(body_of(stmt.body), true_states, _leaving(ctx, stmt.body))
         if isinstance(stmt.orelse, cst.If):
             other = self._if(stmt.orelse, false_states, ctx)
@@ -312,14 +313,12 @@ class Flow:
                 for s in ends
                 if (loop_id, True) not in s.last_pass
             }
-            new_head = entry | back
-            if len(new_head) > MAX_STATES:
-                raise TooComplex
+            new_head = _bounded(entry | back)
             if new_head == head:
                 break
             head = new_head
-        else:
-            raise TooComplex
+        # Without a fixpoint (merged paths can keep changing shape) the passes followed so far
+        # still describe real paths: what they show holds, some later pass may go unseen.
         assert body is not None
         # the loop ends after a pass that may be its last (`i + 1 == len(xs)` not known false)
         exhausted = (
@@ -352,13 +351,18 @@ class Flow:
 
     # conditions --------------------------------------------------------------------------------
     def _branch(
-        self, test: cst.BaseExpression, states: set[State], ctx: Context
+        self, test: cst.BaseExpression, states: set[State], ctx: Context, remember: bool = True
     ) -> tuple[set[State], set[State]]:
+        """Split states on a condition. Only conditions that `remember` (their branches touch
+        gradients or leave the iteration) are recorded: the others would multiply the states
+        with facts that nothing reads."""
         true_states: set[State] = set()
         false_states: set[State] = set()
         key, polarity = condition_key(test)
-        stable = is_stable(test)
-        counting = self._residue_test(test, ctx)
+        # a condition tested once has nothing to be consistent with but its own next pass,
+        # which a loop that rebinds its names forgets anyway
+        stable = is_stable(test) and remember and key in self.index.repeated_conditions
+        counting = self._residue_test(test, ctx) if remember else None
         for s in states:
             if counting is not None:
                 true_side, false_side = _branch_on_residue(counting, s, ctx)
@@ -643,6 +647,14 @@ def _order(finding: gs.Finding) -> tuple[int, int, str]:
 
 
 # helpers ---------------------------------------------------------------------------------------
+
+
+def _bounded(states: set[State]) -> set[State]:
+    if len(states) > WIDEN_AT:
+        states = gs.widen(states)
+    if len(states) > MAX_STATES:
+        raise TooComplex
+    return states
 
 
 def _leaving(ctx: Context, block: cst.BaseSuite) -> Context:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
+from gradlint.analysis.conditions import condition_key
 from gradlint.analysis.events import (
     Event,
     Names,
@@ -30,6 +32,29 @@ class ModuleIndex:
     # from which any gradient event is: the others are never analysed or followed into
     with_backward: set[int]
     with_events: set[int]
+    event_names: set[str]  # names of the functions and methods in with_events
+    repeated_conditions: set[str]  # `if` conditions (as compared) tested more than once
+    _steering: dict[int, bool] = field(default_factory=dict)
+
+    def steers_gradients(self, branch: cst.If) -> bool:
+        """Whether an `if` matters to the analysis: a gradient event, a call that may reach one,
+        or a jump out of the iteration in its branches."""
+        known = self._steering.get(id(branch))
+        if known is None:
+            parts = [branch.body, *([branch.orelse] if branch.orelse is not None else [])]
+            known = any(self._steers(node) for part in parts for node in walk(part))
+            self._steering[id(branch)] = known
+        return known
+
+    def _steers(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.Continue, cst.Break, cst.Return, cst.Raise)):
+            return True
+        if isinstance(node, cst.Attribute) and node.attr.value in _EVENT_WORDS:
+            return True
+        if isinstance(node, cst.Call):
+            name = dotted(node.func) or ""
+            return name.removeprefix("self.") in self.event_names
+        return False
 
 
 MODULE = 0
@@ -63,7 +88,25 @@ def index_module(module: cst.Module, knowledge: Knowledge, recognizer: Recognize
                 repeated.add(id(handler))
     owners = _owners(module, knowledge, recognizer)
     with_backward, with_events = _reach(module, functions, classes)
-    return ModuleIndex(functions, classes, enclosing, owners, repeated, with_backward, with_events)
+    event_names = {
+        node.name.value
+        for node in walk(module)
+        if isinstance(node, cst.FunctionDef) and id(node) in with_events
+    }
+    tests = Counter(
+        condition_key(node.test)[0] for node in walk(module) if isinstance(node, cst.If)
+    )
+    return ModuleIndex(
+        functions,
+        classes,
+        enclosing,
+        owners,
+        repeated,
+        with_backward,
+        with_events,
+        event_names,
+        {key for key, count in tests.items() if key is not None and count > 1},
+    )
 
 
 def _reach(

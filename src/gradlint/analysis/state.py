@@ -28,6 +28,7 @@ class Facts:
     stale: tuple[Site, Site] | None = None  # (update that used it, backward that added onto it)
     lost: frozenset[Lost] = frozenset()
     unknown: bool = False  # an opaque call received the owner: nothing may be claimed
+    partial: bool = False  # paths were merged: `fresh` lists only the sites common to all
 
 
 EMPTY = Facts()
@@ -74,7 +75,7 @@ def update(facts: Facts, owner: str, site: Site) -> tuple[Facts, list[Finding]]:
         for lost in sorted(facts.lost, key=_lost_order):
             if not lost.certain:
                 continue
-            if not facts.fresh:
+            if not facts.fresh and not facts.partial:
                 findings.append(DiscardedGradient(owner, lost.reset, lost.backward, site, True))
             elif lost.backward in facts.fresh and not lost.deliberate:
                 findings.append(DiscardedGradient(owner, lost.reset, lost.backward, site, False))
@@ -121,3 +122,29 @@ class State:
         merged = dict(self.owners)
         merged.update(changes)
         return replace(self, owners=tuple(sorted(merged.items(), key=lambda kv: kv[0])))
+
+
+def widen(states: set[State]) -> set[State]:
+    """Merge states that differ only in which backward sites are fresh.
+
+    The merged state keeps the sites common to all (and says so with `partial`), so whatever
+    it reports holds on every merged path: precision is kept, some findings may be lost.
+    """
+    groups: dict[tuple, list[State]] = {}
+    for s in states:
+        shape = tuple((key, replace(f, fresh=frozenset(), partial=False)) for key, f in s.owners)
+        groups.setdefault((shape, s.assumed, s.first, s.residues, s.last_pass), []).append(s)
+    merged: set[State] = set()
+    for members in groups.values():
+        if len(members) == 1:
+            merged.add(members[0])
+            continue
+        owners = []
+        for index, (key, facts) in enumerate(members[0].owners):
+            every = [m.owners[index][1] for m in members]
+            common = frozenset.intersection(*(f.fresh for f in every))
+            partial = any(f.partial or f.fresh != common for f in every)
+            owners.append((key, replace(facts, fresh=common, partial=partial)))
+        background = frozenset.intersection(*(m.background for m in members))
+        merged.add(replace(members[0], owners=tuple(owners), background=background))
+    return merged
