@@ -7,6 +7,7 @@ the caller's objects, the loop variable of a loop over a model's parameters).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Union
@@ -75,6 +76,7 @@ class ParamGroup:
 @dataclass(frozen=True)
 class Backward:
     site: Site
+    loss: str | None = None  # the name whose backward() this is, when it is a plain name
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class Recognizer:
         receiver = names.resolve(code_of(receiver_node)) if receiver_node is not None else None
 
         if method in _BACKWARD_FUNCTIONS:
-            return Backward(self.site(names, call))
+            return Backward(self.site(names, call), _loss_name(call, receiver_node))
         if method == "step" and receiver is not None:
             return self._step(call, receiver, names)
         if method == "zero_grad" and receiver is not None:
@@ -236,6 +238,20 @@ class Recognizer:
 
     def _update_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Update:
         return Update(owner_keys(self.knowledge, names, tensor), self.site(names, node))
+
+
+_BACKWARD_PROVIDER = re.compile(r"(?i)(autograd|accelerator|engine|fabric|self|strategy|trainer)$")
+
+
+def _loss_name(call: cst.Call, receiver: cst.BaseExpression | None) -> str | None:
+    """`loss` of `loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`."""
+    provider = dotted(receiver) if receiver is not None else None
+    if provider is not None and _BACKWARD_PROVIDER.search(provider.rsplit(".", 1)[-1]):
+        first = call.args[0].value if call.args else None
+        return first.value if isinstance(first, cst.Name) else None
+    if isinstance(receiver, cst.Call) and receiver.args:
+        receiver = receiver.args[0].value  # scaler.scale(loss)
+    return receiver.value if isinstance(receiver, cst.Name) else None
 
 
 def _zero_argument(call: cst.Call) -> bool:

@@ -94,6 +94,7 @@ class Context:
     leaving: bool = False  # in a branch that ends by leaving the iteration (continue, break, ...)
     accumulate: bool = False  # inside `with accelerator.accumulate(...)`
     inlining: tuple[int, ...] = ()  # ids of functions being followed, for recursion
+    scope: int = MODULE  # the function whose body is being interpreted
 
 
 class Flow:
@@ -114,7 +115,11 @@ class Flow:
             self._scope(self.module.body, Context())
         for node in walk(self.module):
             if isinstance(node, cst.FunctionDef) and id(node) in self.index.with_backward:
-                ctx = Context(cls=self.index.enclosing_class.get(id(node)), inlining=(id(node),))
+                ctx = Context(
+                    cls=self.index.enclosing_class.get(id(node)),
+                    inlining=(id(node),),
+                    scope=id(node),
+                )
                 body = body_of(node.body)
                 if id(node) in self.index.repeated:
                     # a framework calls it once per batch: its body is a loop body
@@ -477,7 +482,11 @@ class Flow:
 
     def _apply(self, event: Event, s: State, ctx: Context) -> State:
         if isinstance(event, Backward):
-            changes = {key: gs.backward(facts, event.site) for key, facts in s.owners}
+            sources = self._loss_sources(event, ctx)
+            changes = {
+                key: gs.backward(facts, event.site, bool(self._sensitive(key) & sources))
+                for key, facts in s.owners
+            }
             s = replace(s, background=s.background | {event.site})
             return s.with_facts(changes)
         if isinstance(event, Update):
@@ -492,6 +501,12 @@ class Flow:
         for owner, certain in self._reset_targets(event, s):
             changes[owner] = gs.reset(s.facts(owner), event.site, certain, ctx.leaving)
         return s.with_facts(changes)
+
+    def _loss_sources(self, event: Backward, ctx: Context) -> set[str]:
+        if event.loss is None:
+            return set()
+        names = self.index.sources(ctx.scope, event.loss)
+        return {self.knowledge.model(ctx.names.resolve(n)) for n in names}
 
     def _reset_targets(self, event: Reset, s: State) -> list[tuple[str, bool]]:
         """Which owners a reset clears, and whether surely (`True`) or maybe (`False`)."""
@@ -587,6 +602,7 @@ class Flow:
             leaving=ctx.leaving,
             accumulate=ctx.accumulate,
             inlining=(*ctx.inlining, id(callee)),
+            scope=id(callee),
         )
         out = self._block(body_of(callee.body), states, inner)
         return {_forget(s, parameters) for s in out.normal | out.returns}

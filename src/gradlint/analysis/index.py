@@ -18,7 +18,16 @@ from gradlint.analysis.events import (
     parameter_variable,
 )
 from gradlint.analysis.owners import Knowledge
-from gradlint.analysis.syntax import body_of, children, code_of, dotted, last_name, walk
+from gradlint.analysis.syntax import (
+    assigned_targets,
+    body_of,
+    children,
+    code_of,
+    dotted,
+    last_name,
+    names_in,
+    walk,
+)
 
 
 @dataclass
@@ -34,6 +43,18 @@ class ModuleIndex:
     with_events: set[int]
     event_names: set[str]  # names of the functions and methods in with_events
     repeated_conditions: set[str]  # `if` conditions (as compared) tested more than once
+    scopes: dict[int, cst.CSTNode] = field(default_factory=dict)  # id -> function (or module)
+    _sources: dict[int, dict[str, frozenset[str]]] = field(default_factory=dict)
+
+    def sources(self, scope: int, name: str) -> frozenset[str]:
+        """Names a local variable's value was computed from in a scope, through other locals:
+        after `out = net(x)` and `loss = crit(out, y)`, `loss` comes from net, crit, x, y."""
+        table = self._sources.get(scope)
+        if table is None:
+            table = _provenance(self.scopes.get(scope))
+            self._sources[scope] = table
+        return table.get(name, frozenset())
+
     _steering: dict[int, bool] = field(default_factory=dict)
 
     def steers_gradients(self, branch: cst.If) -> bool:
@@ -106,7 +127,37 @@ def index_module(module: cst.Module, knowledge: Knowledge, recognizer: Recognize
         with_events,
         event_names,
         {key for key, count in tests.items() if key is not None and count > 1},
+        {id(n): n for n in walk(module) if isinstance(n, cst.FunctionDef)} | {MODULE: module},
     )
+
+
+def _provenance(scope: cst.CSTNode | None) -> dict[str, frozenset[str]]:
+    direct: dict[str, set[str]] = {}
+
+    def visit(node: cst.CSTNode) -> None:
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) and node is not scope:
+            return
+        value = getattr(node, "value", None)
+        if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and value is not None:
+            read = names_in(value)
+            for target in assigned_targets(node):
+                direct.setdefault(target, set()).update(read)
+        for child in children(node):
+            visit(child)
+
+    if scope is not None:
+        visit(scope)
+    closed: dict[str, frozenset[str]] = {}
+    for name in direct:
+        seen, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            for source in direct.get(current, ()):
+                if source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+        closed[name] = frozenset(seen)
+    return closed
 
 
 def _reach(

@@ -25,7 +25,10 @@ class Facts:
 
     fresh: frozenset[Site] = frozenset()  # backward sites since the last reset or update
     used_by: Site | None = None  # the update that already read the present gradient
-    stale: tuple[Site, Site] | None = None  # (update that used it, backward that added onto it)
+    # (update that used it, backward that added onto it); `stale_sure`: that backward's loss
+    # was computed from this owner's model, so autograd surely reaches it
+    stale: tuple[Site, Site] | None = None
+    stale_sure: bool = False
     lost: frozenset[Lost] = frozenset()
     unknown: bool = False  # an opaque call received the owner: nothing may be claimed
     partial: bool = False  # paths were merged: `fresh` lists only the sites common to all
@@ -59,11 +62,13 @@ class DiscardedGradient:
 Finding = Union[StaleGradient, DiscardedGradient]
 
 
-def backward(facts: Facts, site: Site) -> Facts:
-    stale = facts.stale
-    if facts.used_by is not None and stale is None:
-        stale = (facts.used_by, site)
-    return replace(facts, fresh=facts.fresh | {site}, stale=stale)
+def backward(facts: Facts, site: Site, reaches: bool) -> Facts:
+    """`reaches`: the loss is known to come from this owner's model. Every backward is taken to
+    reach every owner; the one known to reach it is the better place to report."""
+    if facts.used_by is not None and (facts.stale is None or (reaches and not facts.stale_sure)):
+        if facts.stale is None or reaches:
+            facts = replace(facts, stale=(facts.used_by, site), stale_sure=reaches)
+    return replace(facts, fresh=facts.fresh | {site})
 
 
 def update(facts: Facts, owner: str, site: Site) -> tuple[Facts, list[Finding]]:
