@@ -58,7 +58,7 @@ from gradlint.analysis.syntax import assigned_targets, body_of, dotted, last_nam
 MAX_STATES = 4096
 WIDEN_AT = 64  # states at one point before paths that differ only in fresh sites are merged
 MAX_LOOP_PASSES = 12
-MAX_INLINE_DEPTH = 4
+MAX_INLINE_DEPTH = 3
 
 
 class TooComplex(Exception):
@@ -107,6 +107,9 @@ class Flow:
         self.index = index_module(module, knowledge, recognizer)
         self.findings: dict[tuple[str, int, int, str], gs.Finding] = {}
         self.scopes_analysed = 0
+        # syntax facts asked again on every pass over a loop, kept per node
+        self._calls_cache: dict[int, list[cst.Call]] = {}
+        self._assigned_cache: dict[int, set[str]] = {}
         self.scopes_abandoned = 0
 
     # entry points ------------------------------------------------------------------------------
@@ -147,7 +150,8 @@ class Flow:
                 break
             result = self._statement(stmt, out.normal, ctx)
             out.merge(result)
-            out.normal = _bounded(result.normal)
+            grew = len(result.normal) > len(out.normal)
+            out.normal = _bounded(result.normal) if grew else result.normal
         return out
 
     def _statement(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> Outcome:
@@ -194,11 +198,17 @@ class Flow:
             states = self._calls(value, states, ctx)
         if isinstance(stmt, (cst.Assign, cst.AugAssign)):
             states = self._events(self.recognizer.assignment(stmt, ctx.names), states, ctx)
-        targets = {ctx.names.resolve(t) for t in assigned_targets(stmt)}
+        targets = {ctx.names.resolve(t) for t in self._assigned(stmt)}
         states = {_forget(s, targets) for s in states}
         if isinstance(stmt, cst.Assign):
             states = {self._rebind(s, targets, stmt.value) for s in states}
         return states
+
+    def _assigned(self, node: cst.CSTNode) -> set[str]:
+        found = self._assigned_cache.get(id(node))
+        if found is None:
+            found = self._assigned_cache[id(node)] = assigned_targets(node)
+        return found
 
     def _rebind(self, state: State, targets: set[str], value: cst.BaseExpression) -> State:
         """A name bound to a new tensor (or a model built anew) carries no gradient."""
@@ -299,7 +309,7 @@ class Flow:
             if variable is not None:
                 return self._collective(stmt, variable, states, ctx)
         loop_id = id(stmt)
-        assigned = {ctx.names.resolve(t) for t in assigned_targets(stmt)}
+        assigned = {ctx.names.resolve(t) for t in self._assigned(stmt)}
         loop = Loop(loop_id, None)
         if isinstance(stmt, cst.For) and not ({loop_counter(stmt)} & assigned_targets(stmt.body)):
             loop = Loop(loop_id, loop_counter(stmt), last_pass_tests(stmt))
@@ -428,7 +438,10 @@ class Flow:
 
     # calls and events --------------------------------------------------------------------------
     def _calls(self, node: cst.CSTNode, states: set[State], ctx: Context) -> set[State]:
-        for call in calls_in(node):
+        calls = self._calls_cache.get(id(node))
+        if calls is None:
+            calls = self._calls_cache[id(node)] = calls_in(node)
+        for call in calls:
             if not states:
                 break
             event = self.recognizer.call(call, ctx.names)

@@ -137,7 +137,9 @@ def widen(states: set[State]) -> set[State]:
     """
     groups: dict[tuple, list[State]] = {}
     for s in states:
-        shape = tuple((key, replace(f, fresh=frozenset(), partial=False)) for key, f in s.owners)
+        shape = tuple(
+            (key, f.used_by, f.stale, f.stale_sure, f.lost, f.unknown) for key, f in s.owners
+        )
         groups.setdefault((shape, s.assumed, s.first, s.residues, s.last_pass), []).append(s)
     merged: set[State] = set()
     for members in groups.values():
