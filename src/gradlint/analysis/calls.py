@@ -66,6 +66,9 @@ HARMLESS_ROOTS = frozenset(
 
 HARMLESS_METHODS = frozenset(
     [
+        "accumulate",
+        "no_sync",
+        "autocast",
         "clip_grad_norm_",
         "clip_grad_value_",
         "state_dict",

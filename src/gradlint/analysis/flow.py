@@ -92,7 +92,6 @@ class Context:
     local_defs: tuple[dict[str, cst.FunctionDef], ...] = ()
     loops: tuple[Loop, ...] = ()
     leaving: bool = False  # in a branch that ends by leaving the iteration (continue, break, ...)
-    accumulate: bool = False  # inside `with accelerator.accumulate(...)`
     inlining: tuple[int, ...] = ()  # ids of functions being followed, for recursion
     scope: int = MODULE  # the function whose body is being interpreted
 
@@ -249,7 +248,7 @@ class Flow:
                 states = {_forget(s, targets) for s in states}
             call = item.item
             if isinstance(call, cst.Call) and last_name(call.func) == "accumulate":
-                ctx = replace(ctx, accumulate=True)
+                states = {variant for s in states for variant in _sync_or_not(s)}
         return self._block(body_of(stmt.body), states, ctx)
 
     def _match(self, stmt: cst.Match, states: set[State], ctx: Context) -> Outcome:
@@ -471,27 +470,21 @@ class Flow:
 
     def _events(self, events: list[Event], states: set[State], ctx: Context) -> set[State]:
         for event in events:
-            gated = ctx.accumulate and (
-                isinstance(event, Update) or (isinstance(event, Reset) and event.optimizer)
-            )
-            if gated:
-                states = self._gate(event, states, ctx)
+            if isinstance(event, Update):
+                gated = all(self.knowledge.gated(owner) for owner in event.owners)
             else:
-                states = {self._apply(event, s, ctx) for s in states}
+                gated = (
+                    isinstance(event, Reset)
+                    and bool(event.optimizer)
+                    and (self.knowledge.gated(event.optimizer or ""))
+                )
+            # Accelerate: once accumulate() has set sync_gradients, a prepared optimizer's
+            # step() and zero_grad() do nothing while it is False (model.zero_grad() still acts)
+            states = {
+                s if gated and (SYNC_GRADIENTS, False) in s.assumed else self._apply(event, s, ctx)
+                for s in states
+            }
         return states
-
-    def _gate(self, event: Event, states: set[State], ctx: Context) -> set[State]:
-        result: set[State] = set()
-        for s in states:
-            if (SYNC_GRADIENTS, True) in s.assumed:
-                result.add(self._apply(event, s, ctx))
-            elif (SYNC_GRADIENTS, False) in s.assumed:
-                result.add(s)
-            else:
-                synced = replace(s, assumed=s.assumed | {(SYNC_GRADIENTS, True)})
-                result.add(self._apply(event, synced, ctx))
-                result.add(replace(s, assumed=s.assumed | {(SYNC_GRADIENTS, False)}))
-        return result
 
     def _apply(self, event: Event, s: State, ctx: Context) -> State:
         if isinstance(event, Backward):
@@ -613,7 +606,6 @@ class Flow:
             cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
             local_defs=(*ctx.local_defs, {}),
             leaving=ctx.leaving,
-            accumulate=ctx.accumulate,
             inlining=(*ctx.inlining, id(callee)),
             scope=id(callee),
         )
@@ -678,6 +670,15 @@ def _order(finding: gs.Finding) -> tuple[int, int, str]:
 # helpers ---------------------------------------------------------------------------------------
 
 
+def _sync_or_not(s: State) -> tuple[State, State]:
+    """Entering `accelerator.accumulate(...)`: this micro-batch syncs (steps) or it does not."""
+    others = frozenset(a for a in s.assumed if a[0] != SYNC_GRADIENTS)
+    return (
+        replace(s, assumed=others | {(SYNC_GRADIENTS, True)}),
+        replace(s, assumed=others | {(SYNC_GRADIENTS, False)}),
+    )
+
+
 def _bounded(states: set[State]) -> set[State]:
     if len(states) > WIDEN_AT:
         states = gs.widen(states)
@@ -706,9 +707,7 @@ def _forget(s: State, targets: set[str]) -> State:
 
 
 def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
-    kept = frozenset(
-        a for a in s.assumed if a[0] != SYNC_GRADIENTS and not (condition_names(a[0]) & assigned)
-    )
+    kept = frozenset(a for a in s.assumed if not (condition_names(a[0]) & assigned))
     residues = s.residues
     if residues:
         moved = set()

@@ -145,6 +145,12 @@ class Knowledge:
     list_literals: dict[str, tuple[str, ...]] = field(default_factory=dict)  # params = [w, b]
     leaf_tensors: set[str] = field(default_factory=set)  # made here with requires_grad
     models: set[str] = field(default_factory=set)  # receivers of .parameters(), .train(), ...
+    prepared: set[str] = field(default_factory=set)  # optimizers from accelerator.prepare()
+
+    def gated(self, optimizer: str) -> bool:
+        """Whether Accelerate gates this optimizer's step() and zero_grad(): the ones prepared
+        here, or, when this module prepares none, any (it may be prepared elsewhere)."""
+        return optimizer in self.prepared if self.prepared else True
 
     def is_forward(self, callee: str) -> bool:
         """A call that runs a model or a loss: it computes, it does not touch `.grad`."""
@@ -329,6 +335,7 @@ def _scan_prepare(knowledge: Knowledge, targets: list[str | None], call: cst.Cal
             continue
         if knowledge.is_optimizer(source) or knowledge.is_optimizer(target):
             knowledge.optimizers.add(target)
+            knowledge.prepared.add(target)
             if target != source and source in knowledge.links:
                 knowledge.links.setdefault(target, knowledge.links[source])
         elif target != source:

@@ -1,0 +1,201 @@
+"""Fetch the pinned corpus of real training code that gradlint is measured on.
+
+Each pinned release is downloaded from PyPI with pip (a wheel when there is one, else the
+sdist) into .corpus/downloads/, and only its *.py files are extracted into
+.corpus/src/<pkg>-<ver>/ (packaging metadata such as *.dist-info/ is dropped). A package that
+is already extracted is skipped, so the script can be re-run at no cost. At the end it prints
+the number of files and lines per package.
+
+    python benchmarks/corpus.py            # fetch what is missing, print the counts
+    python benchmarks/corpus.py --list     # print the pinned set only
+    python benchmarks/corpus.py --force    # extract again (downloads are still reused)
+
+Standard library only; pip is run as a subprocess of the current interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+# The pinned corpus, shared with later benchmarks: change a pin only on purpose.
+PINNED: list[tuple[str, str]] = [
+    ("d2l", "1.0.3"),
+    ("fastai", "2.8.12"),
+    ("pytorch-ignite", "0.5.5"),
+    ("pytorch-lightning", "2.6.6"),
+    ("skorch", "1.4.0"),
+    ("stable-baselines3", "2.9.2"),
+    ("accelerate", "1.15.0"),
+    ("transformers", "5.23.0"),
+    ("sentence-transformers", "6.2.0"),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / ".corpus"
+DOWNLOADS = CORPUS / "downloads"
+SOURCES = CORPUS / "src"
+DONE_MARKER = ".extracted"  # written last: its presence means the extraction finished
+METADATA_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def find_archive(package: str, version: str) -> Path | None:
+    """The downloaded wheel (preferred) or sdist of package==version, if present."""
+    if not DOWNLOADS.is_dir():
+        return None
+    wheels, sdists = [], []
+    for path in sorted(DOWNLOADS.iterdir()):
+        name = path.name
+        if name.endswith(".whl"):
+            parts = name[: -len(".whl")].split("-")
+            if (
+                len(parts) >= 2
+                and canonical(parts[0]) == canonical(package)
+                and parts[1] == version
+            ):
+                wheels.append(path)
+        else:
+            for ext in (".tar.gz", ".zip", ".tar.bz2", ".tgz"):
+                if name.endswith(ext):
+                    stem = name[: -len(ext)]
+                    base, _, ver = stem.rpartition("-")
+                    if canonical(base) == canonical(package) and ver == version:
+                        sdists.append(path)
+    return (wheels or sdists or [None])[0]
+
+
+def download(package: str, version: str) -> Path:
+    archive = find_archive(package, version)
+    if archive is not None:
+        return archive
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary=:none:",
+        "-d",
+        str(DOWNLOADS),
+        f"{package}=={version}",
+    ]
+    print(f"downloading {package}=={version}", file=sys.stderr)
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout)
+        raise SystemExit(f"pip download failed for {package}=={version}")
+    archive = find_archive(package, version)
+    if archive is None:
+        raise SystemExit(f"pip download of {package}=={version} left no archive we recognise")
+    return archive
+
+
+def _wanted(member: str, strip_top: bool) -> str | None:
+    """The path to extract `member` to (relative, POSIX), or None to skip it."""
+    parts = PurePosixPath(member).parts
+    if strip_top:  # sdists put everything under <name>-<version>/
+        parts = parts[1:]
+    if not parts or not parts[-1].endswith(".py"):
+        return None
+    if any(p in ("", ".", "..") or p.startswith("/") for p in parts):
+        return None  # unsafe or odd member name
+    if any(p.endswith(METADATA_SUFFIXES) for p in parts[:-1]):
+        return None
+    return "/".join(parts)
+
+
+def _members(archive: Path):
+    """Yield (relative target path, bytes) for every *.py file in the archive."""
+    if archive.suffix in (".whl", ".zip"):
+        strip_top = archive.suffix == ".zip"
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                target = _wanted(info.filename, strip_top)
+                if target is not None:
+                    yield target, zf.read(info)
+    else:
+        with tarfile.open(archive) as tf:
+            for info in tf.getmembers():
+                if not info.isfile():
+                    continue
+                target = _wanted(info.name, strip_top=True)
+                if target is not None:
+                    handle = tf.extractfile(info)
+                    if handle is not None:
+                        yield target, handle.read()
+
+
+def extract(package: str, version: str, archive: Path) -> Path:
+    destination = SOURCES / f"{package}-{version}"
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    for target, data in _members(archive):
+        path = destination / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (destination / DONE_MARKER).write_text(f"{archive.name}\n", encoding="utf-8")
+    return destination
+
+
+def count(destination: Path) -> tuple[int, int]:
+    files = lines = 0
+    for directory, _, names in os.walk(destination):
+        for name in names:
+            if name.endswith(".py"):
+                files += 1
+                with open(os.path.join(directory, name), "rb") as handle:
+                    lines += sum(1 for _ in handle)
+    return files, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the pinned set and exit")
+    parser.add_argument("--force", action="store_true", help="extract again even if present")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        for package, version in PINNED:
+            print(f"{package}=={version}")
+        return 0
+
+    rows = []
+    for package, version in PINNED:
+        destination = SOURCES / f"{package}-{version}"
+        if args.force or not (destination / DONE_MARKER).exists():
+            archive = download(package, version)
+            extract(package, version, archive)
+            status = f"extracted from {archive.name}"
+        else:
+            status = "already extracted"
+        files, lines = count(destination)
+        rows.append((f"{package}-{version}", files, lines, status))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'package':<{width}}  {'files':>6}  {'lines':>9}")
+    for name, files, lines, status in rows:
+        print(f"{name:<{width}}  {files:>6}  {lines:>9}  ({status})")
+    total_files = sum(r[1] for r in rows)
+    total_lines = sum(r[2] for r in rows)
+    print(f"{'total':<{width}}  {total_files:>6}  {total_lines:>9}")
+    print(f"sources: {SOURCES.relative_to(ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
