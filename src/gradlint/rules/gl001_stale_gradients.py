@@ -7,7 +7,7 @@ import libcst as cst
 from gradlint.analysis.state import StaleGradient
 from gradlint.analysis.syntax import code_of, dotted
 from gradlint.fixes import Edit, InsertAfter, InsertFirst
-from gradlint.rules.base import Rule
+from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
 
 RULE = Rule(
@@ -79,12 +79,7 @@ def message(finding: StaleGradient) -> str:
 
 
 def trail(finding: StaleGradient) -> tuple[str, ...]:
-    steps = [f"{finding.previous_update.label} at line {finding.previous_update.line}"]
-    if finding.backward.line <= finding.previous_update.line:
-        steps.append("next iteration")
-    steps.append(f"{finding.backward.label} at line {finding.backward.line}")
-    steps.append(f"{finding.update.label} at line {finding.update.line}")
-    return tuple(steps)
+    return path_through(finding.previous_update, finding.backward, finding.update)
 
 
 def fix_candidates(finding: StaleGradient, tree: Tree) -> tuple[str, list[Edit]]:

@@ -7,7 +7,7 @@ import libcst as cst
 from gradlint.analysis.state import DiscardedGradient
 from gradlint.analysis.syntax import code_of
 from gradlint.fixes import Edit, MoveAfter
-from gradlint.rules.base import Rule
+from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
 
 RULE = Rule(
@@ -77,14 +77,7 @@ def message(finding: DiscardedGradient) -> str:
 
 
 def trail(finding: DiscardedGradient) -> tuple[str, ...]:
-    steps = [f"{finding.backward.label} at line {finding.backward.line}"]
-    if finding.reset.line <= finding.backward.line:
-        steps.append("next iteration")
-    steps.append(f"{finding.reset.label} at line {finding.reset.line}")
-    if finding.update.line <= finding.reset.line:
-        steps.append("next iteration")
-    steps.append(f"{finding.update.label} at line {finding.update.line}")
-    return tuple(steps)
+    return path_through(finding.backward, finding.reset, finding.update)
 
 
 def fix_candidates(finding: DiscardedGradient, tree: Tree) -> tuple[str, list[Edit]]:
