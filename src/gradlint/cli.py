@@ -167,3 +167,8 @@ def rules() -> None:
     for found in RULES.values():
         fix = "fix" if found.fixable else "   "
         click.echo(f"{found.code}  {found.name:<22} {fix}  {found.summary}")
+
+
+from gradlint.trace.command import trace as trace_command  # noqa: E402
+
+main.add_command(trace_command)

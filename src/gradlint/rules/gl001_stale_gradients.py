@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.analysis.state import StaleGradient
-from gradlint.analysis.syntax import code_of, dotted
+from gradlint.analysis.syntax import assigned_targets, code_of, dotted, names_in
 from gradlint.fixes import Edit, InsertAfter, InsertFirst
 from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
@@ -97,8 +97,14 @@ def fix_candidates(finding: StaleGradient, tree: Tree) -> tuple[str, list[Edit]]
         backward_ancestors = {id(a) for a in tree.ancestors(backward)} if backward else set()
         for loop in tree.loops(anchor):
             if id(loop) in backward_ancestors:
-                if not tree.conditional_within(anchor, loop) and isinstance(
-                    loop.body, cst.IndentedBlock
+                # at the top of the pass the optimizer's name must already be bound
+                bound_inside = names_in(cst.parse_expression(optimizer)) & assigned_targets(
+                    loop.body
+                )
+                if (
+                    not tree.conditional_within(anchor, loop)
+                    and isinstance(loop.body, cst.IndentedBlock)
+                    and not bound_inside
                 ):
                     candidates.append(InsertFirst(loop, code))
                 break
