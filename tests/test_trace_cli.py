@@ -76,7 +76,7 @@ def test_stale_loop_reports_gl001_at_backward(project: Path) -> None:
     assert (match["path"], int(match["line"]), match["col"], match["code"]) == (
         "train.py",
         _line(src, "# <bw>"),
-        "1",
+        "5",
         "GL001",
     )
     assert match["msg"].endswith("(seen in 2 steps)")
@@ -136,7 +136,7 @@ def test_crash_prints_traceback_and_keeps_findings(project: Path) -> None:
     code, out, err = _invoke("train.py")
     assert code == 1
     assert out.count("\n") == 1
-    assert f"train.py:{_line(src, '# <bw>')}:1: GL001 " in out
+    assert f"train.py:{_line(src, '# <bw>')}:5: GL001 " in out
     assert "(seen in 2 steps)" in out
     assert err.startswith("Traceback (most recent call last):")
     assert "ValueError: boom 2" in err and "runpy" not in err
@@ -190,7 +190,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.splitlines()[0] == "['--seed', '1']"
-    assert proc.stdout.splitlines()[1].startswith(f"train.py:{_line(src, '# <bw>')}:1: GL001 ")
+    assert proc.stdout.splitlines()[1].startswith(f"train.py:{_line(src, '# <bw>')}:5: GL001 ")
 
 
 # --------------------------------------------------------------------------- pytest plugin
@@ -242,7 +242,7 @@ def test_pytest_plugin_fails_stale_test_and_passes_clean_one(pytester: pytest.Py
     result.stdout.fnmatch_lines(
         [
             "*gradlint trace: 1 gradient finding",
-            f"test_loops.py:{bw}:1: GL001 stale gradients*(seen in 2 steps)",
+            f"test_loops.py:{bw}:9: GL001 stale gradients*(seen in 2 steps)",
         ]
     )
     result.stdout.fnmatch_lines(["*own failure*", "*gradlint-trace*", "test_loops.py:*GL001*"])

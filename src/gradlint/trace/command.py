@@ -7,6 +7,7 @@ own exit code; 2 when torch is not installed.
 
 from __future__ import annotations
 
+import linecache
 import os
 import sys
 from collections.abc import Iterable
@@ -42,8 +43,18 @@ def to_diagnostics(findings: Iterable[TraceFinding], start: str | None = None) -
         if key in seen:
             continue
         steps = f"{f.steps} step{'s' if f.steps != 1 else ''}"
-        seen[key] = Diagnostic(f.code, path, f.line, 1, f"{f.message} (seen in {steps})")
+        message = f"{f.message} (seen in {steps})"
+        seen[key] = Diagnostic(f.code, path, f.line, _statement_column(f.path, f.line), message)
     return sorted(seen.values(), key=lambda d: d.sort_key)
+
+
+def _statement_column(path: str, line: int) -> int:
+    """Where the statement on `line` starts, as `gradlint check` reports it (1-based)."""
+    try:
+        text = linecache.getline(path, line)
+    except (OSError, UnicodeDecodeError):
+        return 1
+    return len(text) - len(text.lstrip()) + 1 if text.strip() else 1
 
 
 def _relative(path: str, start: str) -> str:

@@ -8,12 +8,13 @@ that starts a :func:`watch` of its own cannot run under the option (one watch at
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
+from gradlint.report import concise
+from gradlint.trace.command import to_diagnostics
 from gradlint.trace.recorder import TraceFinding
 
 OPTION = "--gradlint-trace"
@@ -46,15 +47,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def format_findings(findings: list[TraceFinding], root: str) -> str:
-    lines = []
-    for f in findings:
-        try:
-            path = os.path.relpath(f.path, root)
-        except ValueError:  # another drive on Windows
-            path = f.path
-        steps = f"{f.steps} step{'s' if f.steps != 1 else ''}"
-        lines.append(f"{path}:{f.line}:1: {f.code} {f.message} (seen in {steps})")
-    return "\n".join(lines)
+    return concise.render(to_diagnostics(findings, root), {}).rstrip("\n")
 
 
 @pytest.hookimpl(hookwrapper=True)
