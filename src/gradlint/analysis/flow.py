@@ -446,7 +446,13 @@ class Flow:
             event = self.recognizer.call(call, ctx.names)
             if event is not None:
                 if isinstance(event, Update) and event.closure is not None:
-                    states = self._closure(event.closure, states, ctx)
+                    once = self._events([event], self._closure(event.closure, states, ctx), ctx)
+                    if any(o in self.knowledge.reevaluating for o in event.owners):
+                        # LBFGS calls the closure again after reading the gradient
+                        again = self._events([event], self._closure(event.closure, once, ctx), ctx)
+                        once = once | again
+                    states = once
+                    continue
                 states = self._events([event], states, ctx)
                 continue
             callee = self._resolve(call, ctx)

@@ -191,6 +191,13 @@ def _reach(
                 targets = nested.get(name, []) + (
                     [id(functions[name])] if name in functions else []
                 )
+            # a function handed to a call (`opt.step(closure)`) may be called by it
+            for arg in node.args:
+                if isinstance(arg.value, cst.Name):
+                    handed = arg.value.value
+                    targets += nested.get(handed, []) + (
+                        [id(functions[handed])] if handed in functions else []
+                    )
             calls.setdefault(scope, set()).update(targets)
         for child in children(node):
             visit(child, scope, cls)

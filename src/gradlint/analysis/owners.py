@@ -146,6 +146,7 @@ class Knowledge:
     leaf_tensors: set[str] = field(default_factory=set)  # made here with requires_grad
     models: set[str] = field(default_factory=set)  # receivers of .parameters(), .train(), ...
     prepared: set[str] = field(default_factory=set)  # optimizers from accelerator.prepare()
+    reevaluating: set[str] = field(default_factory=set)  # LBFGS: step(closure) calls it again
 
     def gated(self, optimizer: str) -> bool:
         """Whether Accelerate gates this optimizer's step() and zero_grad(): the ones prepared
@@ -308,6 +309,8 @@ def _scan_assignment(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseE
     if is_optimizer_constructor(value) and len(targets) == 1 and targets[0] is not None:
         optimizer = targets[0]
         knowledge.optimizers.add(optimizer)
+        if (dotted(value.func) or "").endswith("LBFGS"):
+            knowledge.reevaluating.add(optimizer)
         first = _params_argument(value)
         sources: tuple[set[str], set[str]] | None = None
         if first is not None:
