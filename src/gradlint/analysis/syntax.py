@@ -54,43 +54,30 @@ def last_name(node: cst.CSTNode) -> str | None:
     return None
 
 
-def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
-    """Calls inside an expression in evaluation order (arguments before the call itself).
-
-    Bodies of lambdas are not entered: they run later, if at all.
-    """
-    if isinstance(node, cst.Lambda):
-        return
-    for child in children(node):
-        yield from calls_in(child)
-    if isinstance(node, cst.Call):
-        yield node
-
-
 def names_in(node: cst.CSTNode) -> set[str]:
     """Every dotted name (and each of its prefixes) an expression reads."""
     found: set[str] = set()
-    for sub in _walk(node):
+    for sub in walk(node):
         text = dotted(sub)
         if text is not None:
             found.add(text)
     return found
 
 
-def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    yield node
-    for child in children(node):
-        yield from _walk(child)
-
-
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    return _walk(node)
+    """Every node under `node` (itself first), depth first in field order; no recursion, so
+    deeply nested code cannot exhaust the stack here."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(children(current)))
 
 
 def assigned_targets(node: cst.CSTNode) -> set[str]:
     """Dotted names bound anywhere inside a statement (assignments, loop targets, with-as, walrus)."""
     found: set[str] = set()
-    for sub in _walk(node):
+    for sub in walk(node):
         targets: list[cst.CSTNode] = []
         if isinstance(sub, cst.Assign):
             targets = [t.target for t in sub.targets]
