@@ -20,7 +20,9 @@ class InsertAfter:
 
 @dataclass(frozen=True)
 class InsertFirst:
-    loop: cst.For | cst.While
+    """Insert as the first statement of a loop's or a function's body."""
+
+    loop: cst.For | cst.While | cst.FunctionDef
     code: str
 
 
@@ -93,9 +95,16 @@ class _Editor(cst.CSTTransformer):
     def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
         return self._first(original, updated)  # type: ignore[return-value]
 
+    def leave_FunctionDef(
+        self, original: cst.FunctionDef, updated: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        return self._first(original, updated)  # type: ignore[return-value]
+
     def _first(
-        self, original: cst.For | cst.While, updated: cst.For | cst.While
-    ) -> cst.For | cst.While:
+        self,
+        original: cst.For | cst.While | cst.FunctionDef,
+        updated: cst.For | cst.While | cst.FunctionDef,
+    ) -> cst.For | cst.While | cst.FunctionDef:
         if not (isinstance(self.edit, InsertFirst) and original is self.edit.loop):
             return updated
         block = updated.body

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.analysis.state import StaleGradient
-from gradlint.analysis.syntax import assigned_targets, code_of, dotted, names_in
+from gradlint.analysis.syntax import assigned_targets, code_of, dotted, names_in, walk
 from gradlint.fixes import Edit, InsertAfter, InsertFirst
 from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
@@ -109,12 +109,29 @@ def fix_candidates(finding: StaleGradient, tree: Tree) -> tuple[str, list[Edit]]
                     candidates.append(InsertFirst(loop, code))
                 break
         candidates.append(InsertAfter(anchor, code))
+        closure = _closure_of(update, tree)
+        if closure is not None and isinstance(closure.body, cst.IndentedBlock):
+            # LBFGS evaluates the closure several times per step: it must reset itself
+            candidates.append(InsertFirst(closure, code))
         return f"Insert `{code}`", candidates
     tensor = _tensor_text(update)
     if tensor is None:
         return "", []
     code = f"{tensor}.grad = None"
     return f"Insert `{code}` after the update", [InsertAfter(anchor, code)]
+
+
+def _closure_of(update: cst.CSTNode, tree: Tree) -> cst.FunctionDef | None:
+    """The function passed as `opt.step(closure)`, when it is defined in this module."""
+    if not (isinstance(update, cst.Call) and update.args):
+        return None
+    name = dotted(update.args[0].value)
+    if name is None:
+        return None
+    for node in walk(tree.module):
+        if isinstance(node, cst.FunctionDef) and node.name.value == name:
+            return node
+    return None
 
 
 def _reset_words(owner: str, update_site: object) -> str:
