@@ -10,10 +10,9 @@ from gradlint import __version__
 from gradlint.diagnostics import Diagnostic
 from gradlint.discover import discover
 from gradlint.engine import FileResult, Settings, lint_path, lint_source
-from gradlint.report import FORMATS
+from gradlint.report import FORMATS, format_option
 from gradlint.report.full import diff
 from gradlint.rules import RULES
-from gradlint.source import decode, encode
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -36,14 +35,7 @@ def main() -> None:
 @click.option("--ignore", help="Comma-separated codes or prefixes not to report.")
 @click.option("--fix", is_flag=True, help="Apply fixes to the files.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a diff; write nothing.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(sorted(FORMATS)),
-    default="concise",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--stdin-filename", help="The name to report for source read from `-`.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary line.")
@@ -73,23 +65,19 @@ def check(
             name = stdin_filename or "-"
             data = sys.stdin.buffer.read()
             result = lint_source(name, data, settings, fix=fixing, with_fixes=with_fixes)
-            if fix and not show_diff and result.fixed_text is not None:
-                sys.stdout.buffer.write(encode(decode(name, data), result.fixed_text))
+            if fix and not show_diff and result.fixed_data is not None:
+                sys.stdout.buffer.write(result.fixed_data)
             results.append(result)
             continue
         for candidate in discover([path]):
             if candidate.problem is not None:
-                message = f"{candidate.problem}"
-                results.append(
-                    FileResult(candidate.path, [Diagnostic("GL901", candidate.path, 1, 1, message)])
-                )
+                problem = Diagnostic("GL901", candidate.path, 1, 1, candidate.problem)
+                results.append(FileResult(candidate.path, [problem]))
                 continue
             results.append(
                 lint_path(
-                    candidate.path, settings, fix=fix and not show_diff, with_fixes=with_fixes
+                    candidate.path, settings, fix=fixing, with_fixes=with_fixes, write=not show_diff
                 )
-                if not show_diff
-                else lint_source_at(candidate.path, settings)
             )
     diagnostics = sorted(
         (d for r in results for d in r.diagnostics if _shown(d, settings)), key=lambda d: d.sort_key
@@ -112,16 +100,6 @@ def check(
     if show_diff:
         sys.exit(EXIT_FINDINGS if any(r.fixed_text is not None for r in results) else EXIT_CLEAN)
     sys.exit(EXIT_FINDINGS if diagnostics else EXIT_CLEAN)
-
-
-def lint_source_at(path: str, settings: Settings) -> FileResult:
-    """`--diff`: compute the fixes for a file without writing it."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return lint_path(path, settings)
-    return lint_source(path, data, settings, fix=True)
 
 
 def _shown(diagnostic: Diagnostic, settings: Settings) -> bool:

@@ -192,6 +192,7 @@ class FileResult:
     diagnostics: list[Diagnostic]
     text: str = ""  # the source as read, for code frames and diffs
     fixed_text: str | None = None  # set when fixes changed the text
+    fixed_data: bytes | None = None  # fixed_text in the file's own encoding (and BOM)
     fixes_applied: int = 0
     written: bool = False
     internal_error: bool = False
@@ -210,8 +211,9 @@ def lint_source(
         if fix:
             fixed, count = fix_text(text, settings)
             diagnostics = lint_text(path, fixed, settings)
-            changed = fixed if fixed != text else None
-            return FileResult(path, diagnostics, text, changed, count if changed else 0)
+            if fixed == text:
+                return FileResult(path, diagnostics, text)
+            return FileResult(path, diagnostics, text, fixed, encode(source, fixed), count)
         return FileResult(path, lint_text(path, text, settings, with_fixes), text)
     except cst.ParserSyntaxError as error:
         message = f"cannot parse: {error.message}"
@@ -231,8 +233,9 @@ def lint_source(
 
 
 def lint_path(
-    path: str, settings: Settings, fix: bool = False, with_fixes: bool = False
+    path: str, settings: Settings, fix: bool = False, with_fixes: bool = False, write: bool = True
 ) -> FileResult:
+    """`fix` computes the fixes; they are written to the file unless `write` is False."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -242,9 +245,8 @@ def lint_path(
             path, [_input_problem("GL901", path, 1, 1, f"cannot read file: {reason}")]
         )
     result = lint_source(path, data, settings, fix=fix, with_fixes=with_fixes)
-    if fix and result.fixed_text is not None:
-        source = decode(path, data)
-        result.written = fixes.write_atomically(path, data, encode(source, result.fixed_text))
+    if write and result.fixed_data is not None:
+        result.written = fixes.write_atomically(path, data, result.fixed_data)
     return result
 
 

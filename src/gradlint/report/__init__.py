@@ -1,5 +1,17 @@
 """Output formats. Each module renders a list of diagnostics for one audience."""
 
+import click
+
 from gradlint.report import concise, full
 
 FORMATS = {"concise": concise.render, "full": full.render}
+
+# `--format`, shared by every command that prints findings
+format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(FORMATS)),
+    default="concise",
+    show_default=True,
+    help="Output format.",
+)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import click
 
 from gradlint.diagnostics import Diagnostic
-from gradlint.report import FORMATS
+from gradlint.report import FORMATS, format_option
 from gradlint.trace.recorder import TraceFinding
 
 EXIT_FINDINGS, EXIT_ERROR = 1, 2
@@ -87,14 +87,7 @@ def _sources(diagnostics: Iterable[Diagnostic], start: str) -> dict[str, str]:
         "help_option_names": ["-h", "--help"],
     },
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(sorted(FORMATS)),
-    default="concise",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @click.option(
     "--max-steps",
     type=click.IntRange(min=1),
