@@ -30,7 +30,14 @@ class Diagnostic:
     message: str
     trail: tuple[str, ...] = ()  # the events that prove the finding, in order
     fix: Fix | None = field(default=None, compare=False)
+    cell: int | None = None  # 1-based code cell of a notebook; `line` then counts in the cell
 
     @property
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.line, self.col, self.code)
+    def location(self) -> str:
+        """`path:line:col`, or `path:cell N:line:col` in a notebook, as ruff prints it."""
+        cell = f"cell {self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.line}:{self.col}"
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.path, self.cell or 0, self.line, self.col, self.code)

@@ -4,50 +4,43 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Union
 
 import libcst as cst
 
 from gradlint import fixes, noqa
-from gradlint.analysis.events import Positions, Recognizer
+from gradlint.analysis.events import Recognizer
 from gradlint.analysis.flow import Flow
-from gradlint.analysis.owners import scan_module
-from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
+from gradlint.analysis.state import Finding, StaleGradient
+from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, Fix
+from gradlint.rules import RULES
 from gradlint.rules import gl001_stale_gradients as gl001
 from gradlint.rules import gl002_discarded_gradients as gl002
-from gradlint.rules import select as select_codes
+from gradlint.rules.base import Context, Rule, Violation
 from gradlint.source import UnreadableSource, decode, encode
 from gradlint.tree import Tree
 
 MAX_FIX_ROUNDS = 20
-
-
-@dataclass(frozen=True)
-class Settings:
-    select: tuple[str, ...] = ("GL",)
-    ignore: tuple[str, ...] = ()
-
-    def enabled(self, code: str) -> bool:
-        return bool(select_codes([code], self.select, self.ignore))
+# the rules whose findings come from the path analysis (flow) rather than from a check
+FLOW_CODES = ("GL001", "GL002")
 
 
 @dataclass
 class Analysis:
-    """A parsed module and what the flow analysis proved about it."""
+    """A parsed module, what the flow analysis proved about it and what the checks found."""
 
     module: cst.Module
     findings: list[Finding]
-    tree: Tree | None = field(default=None)
+    violations: list[Violation] = field(default_factory=list)
+    context: Context | None = None
 
     def get_tree(self) -> Tree:
-        if self.tree is None:
-            self.tree = Tree(self.module)
-        return self.tree
+        return self.context.tree if self.context is not None else Tree(self.module)
 
 
-# Every GL001/GL002 finding needs a backward call; files without the word are never parsed.
-TRIGGERS = ("backward",)
 # Frameworks whose backward() does not accumulate into torch's .grad (MXNet overwrites by default)
 # or whose resets gradlint does not know (paddle's clear_grad()): their modules are not analysed
 # unless they also import torch.
@@ -57,49 +50,72 @@ _OTHER_FRAMEWORK = re.compile(
 _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 
-def analyse(text: str) -> Analysis:
-    """Parse and analyse; raises libcst.ParserSyntaxError for invalid source."""
-    if not any(trigger in text for trigger in TRIGGERS) or (
-        _OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)
-    ):
+def _triggered(rule: Rule, text: str) -> bool:
+    return any(trigger in text for trigger in rule.triggers)
+
+
+def analyse(text: str, settings: Settings | None = None) -> Analysis:
+    """Parse and analyse; raises libcst.ParserSyntaxError for invalid source.
+
+    A file is parsed only when an enabled rule's trigger words occur in it.
+    """
+    settings = settings or Settings()
+    enabled = [RULES[code] for code in settings.codes if code in RULES]
+    flow = any(r.code in FLOW_CODES and _triggered(r, text) for r in enabled)
+    checks = [r for r in enabled if r.check is not None and _triggered(r, text)]
+    if not (flow or checks) or (_OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)):
         return Analysis(cst.Module(body=[]), [])
     module = cst.parse_module(text)
-    knowledge = scan_module(module)
-    flow = Flow(module, knowledge, Recognizer(knowledge, Positions(module)))
-    return Analysis(module, flow.run())
+    context = Context(module, text)
+    findings: list[Finding] = []
+    if flow:
+        recognizer = Recognizer(context.knowledge, context.positions)
+        findings = Flow(module, context.knowledge, recognizer).run()
+    violations = [v for rule in checks if rule.check for v in rule.check(context)]
+    return Analysis(module, findings, violations, context)
 
 
 def code_of_finding(finding: Finding) -> str:
     return "GL001" if isinstance(finding, StaleGradient) else "GL002"
 
 
+# A reported thing: a flow finding or a check's violation, keyed by (code, line, col).
+Reported = Union[Finding, Violation]
+
+
 def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> list[Diagnostic]:
     """One diagnostic per reported construct; several owners at one site share it."""
     lines = text.splitlines()
     out: list[Diagnostic] = []
-    for (code, line, col), group in _findings_by_site(analysis, settings).items():
+    for (code, line, col), group in _by_site(analysis, settings).items():
         if noqa.is_suppressed(_line(lines, line), code):
             continue
-        finding = group[0]
-        if isinstance(finding, StaleGradient):
-            message, trail = gl001.message(finding), gl001.trail(finding)
+        first = group[0]
+        if isinstance(first, Violation):
+            message, trail = first.message, first.trail
         else:
-            message, trail = gl002.message(finding), gl002.trail(finding)
-        others = [f"`{f.owner}`" for f in group[1:]]
-        if others:
-            message += f" (the same holds for {', '.join(others)})"
+            message, trail = _flow_wording(first)
+            others = [f"`{f.owner}`" for f in group[1:] if not isinstance(f, Violation)]
+            if others:
+                message += f" (the same holds for {', '.join(others)})"
         out.append(Diagnostic(code, path, line, col, message, trail))
     return sorted(out, key=lambda d: d.sort_key)
+
+
+def _flow_wording(finding: Finding) -> tuple[str, tuple[str, ...]]:
+    if isinstance(finding, StaleGradient):
+        return gl001.message(finding), gl001.trail(finding)
+    return gl002.message(finding), gl002.trail(finding)
 
 
 def lint_text(
     path: str, text: str, settings: Settings, with_fixes: bool = False
 ) -> list[Diagnostic]:
-    analysis = analyse(text)
+    analysis = analyse(text, settings)
     diagnostics = diagnose(path, text, analysis, settings)
     if not with_fixes:
         return diagnostics
-    by_site = _findings_by_site(analysis, settings)
+    by_site = _by_site(analysis, settings)
     result = []
     for diagnostic in diagnostics:
         group = by_site.get((diagnostic.code, diagnostic.line, diagnostic.col))
@@ -113,19 +129,19 @@ def fix_text(text: str, settings: Settings) -> tuple[str, int]:
     applied = 0
     failed: set[tuple[str, int, int, str]] = set()
     for _ in range(MAX_FIX_ROUNDS):
-        analysis = analyse(text)
+        analysis = analyse(text, settings)
         lines = text.splitlines()
         progress = False
         candidates = [
-            (site, finding)
-            for site, group in sorted(_findings_by_site(analysis, settings).items())
-            for finding in group
+            (site, reported)
+            for site, group in sorted(_by_site(analysis, settings).items())
+            for reported in group
         ]
-        for (code, line, col), finding in candidates:
-            key = (code, line, col, finding.owner)
+        for (code, line, col), reported in candidates:
+            key = (code, line, col, _identity(reported))
             if key in failed or noqa.is_suppressed(_line(lines, line), code):
                 continue
-            fix = _verified_fix(text, analysis, finding, settings)
+            fix = _verified_fix(text, analysis, reported, settings)
             if fix is None:
                 failed.add(key)
                 continue
@@ -143,47 +159,64 @@ def _line(lines: list[str], number: int) -> str:
     return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
-def _findings_by_site(
-    analysis: Analysis, settings: Settings
-) -> dict[tuple[str, int, int], list[Finding]]:
-    out: dict[tuple[str, int, int], list[Finding]] = {}
+def _by_site(analysis: Analysis, settings: Settings) -> dict[tuple[str, int, int], list[Reported]]:
+    out: dict[tuple[str, int, int], list[Reported]] = {}
     for finding in analysis.findings:
         code = code_of_finding(finding)
         if not settings.enabled(code):
             continue
         site = finding.backward if isinstance(finding, StaleGradient) else finding.reset
         out.setdefault((code, site.line, site.col + 1), []).append(finding)
+    if analysis.context is not None:
+        positions = analysis.context.positions
+        for violation in analysis.violations:
+            line, col = positions.of(violation.node)
+            out.setdefault((violation.code, line, col + 1), []).append(violation)
     return out
 
 
+def _identity(reported: Reported) -> str:
+    return reported.message if isinstance(reported, Violation) else reported.owner
+
+
+def _code(reported: Reported) -> str:
+    return reported.code if isinstance(reported, Violation) else code_of_finding(reported)
+
+
 def _verified_fix(
-    text: str, analysis: Analysis, finding: Finding, settings: Settings
+    text: str, analysis: Analysis, reported: Reported, settings: Settings
 ) -> Fix | None:
-    tree = analysis.get_tree()
-    if isinstance(finding, StaleGradient):
-        description, candidates = gl001.fix_candidates(finding, tree)
-    elif isinstance(finding, DiscardedGradient):
-        description, candidates = gl002.fix_candidates(finding, tree)
+    """The first candidate edit that parses, removes this finding and adds none."""
+    if isinstance(reported, Violation):
+        if reported.fix is None:
+            return None
+        description, applicability = reported.fix.description, reported.fix.applicability
+        edited_modules: Iterable[cst.Module | None] = [reported.fix.apply(analysis.module)]
     else:
-        return None
-    before = _tally(analysis.findings)
-    target = (code_of_finding(finding), finding.owner)
-    for edit in candidates:
-        edited = fixes.apply(analysis.module, edit)
+        tree = analysis.get_tree()
+        if isinstance(reported, StaleGradient):
+            description, candidates = gl001.fix_candidates(reported, tree)
+        else:
+            description, candidates = gl002.fix_candidates(reported, tree)
+        applicability = "safe"
+        edited_modules = (fixes.apply(analysis.module, edit) for edit in candidates)
+    before = _tally(analysis)
+    target = (_code(reported), _identity(reported))
+    for edited in edited_modules:
         if edited is None:
             continue
         new_text = edited.code
         try:
-            after = _tally(analyse(new_text).findings)
+            after = _tally(analyse(new_text, settings))
         except cst.ParserSyntaxError:
             continue
         if after[target] < before[target] and all(after[k] <= before[k] for k in after):
-            return Fix(description, "safe", new_text)
+            return Fix(description, applicability, new_text)
     return None
 
 
-def _tally(findings: list[Finding]) -> Counter[tuple[str, str]]:
-    return Counter((code_of_finding(f), f.owner) for f in findings)
+def _tally(analysis: Analysis) -> Counter[tuple[str, str]]:
+    return Counter((_code(r), _identity(r)) for r in (*analysis.findings, *analysis.violations))
 
 
 @dataclass

@@ -8,4 +8,4 @@ from gradlint.diagnostics import Diagnostic
 
 
 def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
-    return "".join(f"{d.path}:{d.line}:{d.col}: {d.code} {d.message}\n" for d in diagnostics)
+    return "".join(f"{d.location}: {d.code} {d.message}\n" for d in diagnostics)

@@ -11,7 +11,7 @@ from gradlint.diagnostics import Diagnostic
 def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
     parts = []
     for d in diagnostics:
-        lines = [f"{d.path}:{d.line}:{d.col}: {d.code} {d.message}"]
+        lines = [f"{d.location}: {d.code} {d.message}"]
         text = sources.get(d.path, "")
         lines.extend(_frame(text, d.line, d.col))
         if d.trail:

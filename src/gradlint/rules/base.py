@@ -1,10 +1,62 @@
-"""What every rule declares: its code, a one-line summary, and its documentation."""
+"""What every rule declares (code, docs, trigger words, check) and what a check receives."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
 
-from gradlint.analysis.events import Site
+import libcst as cst
+
+from gradlint.analysis.events import Positions, Site
+from gradlint.analysis.owners import Knowledge, scan_module
+from gradlint.tree import Tree
+
+
+class Context:
+    """One parsed file as the checks see it; the costly parts are computed on first use only."""
+
+    def __init__(self, module: cst.Module, text: str):
+        self.module = module
+        self.text = text
+
+    @cached_property
+    def positions(self) -> Positions:
+        return Positions(self.module)
+
+    @cached_property
+    def knowledge(self) -> Knowledge:
+        """Optimizers, models, tensors and schedulers the module creates (see analysis.owners)."""
+        return scan_module(self.module)
+
+    @cached_property
+    def tree(self) -> Tree:
+        """Parents, enclosing statements and loops of every node."""
+        return Tree(self.module)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A fix as a change of the module; the engine keeps it only if the result parses and
+    re-lints with this finding gone and nothing new."""
+
+    description: str
+    apply: Callable[[cst.Module], cst.Module | None]
+    applicability: str = "safe"  # or "unsafe", as ruff uses the words
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One finding of a check, reported at the start of `node`."""
+
+    code: str
+    node: cst.CSTNode = field(compare=False, hash=False)
+    message: str
+    trail: tuple[str, ...] = ()  # the events that prove it, in order
+    fix: Rewrite | None = field(default=None, compare=False, hash=False)
+
+
+Check = Callable[[Context], Iterable[Violation]]
 
 
 @dataclass(frozen=True)
@@ -14,6 +66,9 @@ class Rule:
     summary: str
     docs: str  # sections: What it does / Why is this bad? / Example / Use instead / Fix safety
     fixable: bool = False
+    # words that every finding of the rule needs in the source; a file without any is not parsed
+    triggers: tuple[str, ...] = ("backward",)
+    check: Check | None = None  # None: the rule's findings come from the path analysis (flow)
 
 
 def path_through(*sites: Site) -> tuple[str, ...]:
