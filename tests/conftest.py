@@ -10,6 +10,9 @@ _EXPECT = re.compile(r"#.*\bexpect:\s*((?:GL\d{3}[,\s]*)+)")
 _RUNTIME_SKIP = re.compile(r"^# runtime: skip\b(.*)$", re.MULTILINE)
 # `# runtime: GL002 (why)`: autograd reports this line although gradlint, on purpose, does not
 _RUNTIME_ONLY = re.compile(r"#.*\bruntime:\s*(GL\d{3})\s*\(")
+# `# runtime: raises RuntimeError: text`: the script ends with this exception (its message contains
+# the text); the GL1xx rules about errors autograd raises are confirmed this way
+_RUNTIME_RAISES = re.compile(r"^# runtime: raises (\w+)(?::\s*(.+))?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class Fixture:
     def runtime_skip(self) -> str | None:
         match = _RUNTIME_SKIP.search(self.text)
         return match.group(1).strip(" ()") if match else None
+
+    @property
+    def runtime_raises(self) -> tuple[str, str] | None:
+        """(exception class name, text of its message) the script must end with, if any."""
+        match = _RUNTIME_RAISES.search(self.text)
+        return (match.group(1), (match.group(2) or "").strip()) if match else None
 
     @property
     def id(self) -> str:

@@ -29,7 +29,12 @@ def test_most_fixtures_run_under_torch():
 @pytest.mark.parametrize("fixture", RUNNABLE, ids=lambda f: f.id)
 def test_static_verdict_equals_runtime(fixture: Fixture):
     result = run_script(str(fixture.path), paths=[str(fixture.path)])
-    assert result.exit_code == 0, result.traceback
+    if fixture.runtime_raises is None:
+        assert result.exit_code == 0, result.traceback
+    else:
+        name, text = fixture.runtime_raises
+        assert result.exit_code != 0 and result.traceback is not None
+        assert f"{name}: " in result.traceback and text in result.traceback, result.traceback
     runtime = {(f.code, f.line) for f in result.findings}
     static = {
         (d.code, d.line)
