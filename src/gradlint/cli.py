@@ -7,9 +7,10 @@ import sys
 import click
 
 from gradlint import __version__
+from gradlint.config import Config, ConfigError, Selection, load_config, unknown_codes
 from gradlint.diagnostics import Diagnostic
 from gradlint.discover import discover
-from gradlint.engine import FileResult, Settings, lint_path, lint_source
+from gradlint.engine import FileResult, lint_path, lint_source
 from gradlint.report import FORMATS, format_option
 from gradlint.report.full import diff
 from gradlint.rules import RULES
@@ -17,10 +18,10 @@ from gradlint.rules import RULES
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
-def _codes(value: str | None) -> tuple[str, ...]:
-    if not value:
-        return ()
-    return tuple(c.strip().upper() for c in value.replace(" ", ",").split(",") if c.strip())
+def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Codes from options given once or repeated, each comma- or space-separated."""
+    joined = ",".join(values).replace(" ", ",")
+    return tuple(c.strip().upper() for c in joined.split(",") if c.strip())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,56 +32,80 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--select", help="Comma-separated codes or prefixes to report (default: GL).")
-@click.option("--ignore", help="Comma-separated codes or prefixes not to report.")
+@click.option(
+    "--select",
+    multiple=True,
+    help="Codes or prefixes to report (default: GL); replaces the config's selection.",
+)
+@click.option("--extend-select", multiple=True, help="Codes or prefixes to report in addition.")
+@click.option("--ignore", multiple=True, help="Codes or prefixes not to report.")
 @click.option("--fix", is_flag=True, help="Apply fixes to the files.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a diff; write nothing.")
 @format_option
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--stdin-filename", help="The name to report for source read from `-`.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary line.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read [tool.gradlint] from this pyproject.toml instead of the nearest one.",
+)
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option(
+    "--force-exclude",
+    is_flag=True,
+    help="Skip excluded paths even when given by name (for pre-commit and editors).",
+)
 def check(
     paths: tuple[str, ...],
-    select: str | None,
-    ignore: str | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
     fix: bool,
     show_diff: bool,
     output_format: str,
     exit_zero: bool,
     stdin_filename: str | None,
     quiet: bool,
+    config_file: str | None,
+    isolated: bool,
+    force_exclude: bool,
 ) -> None:
     """Lint PATHS (files or folders; `-` reads standard input)."""
-    unknown = [
-        c for c in (*_codes(select), *_codes(ignore)) if not any(r.startswith(c) for r in RULES)
-    ]
-    if unknown:
-        raise click.UsageError(f"unknown rule code or prefix: {', '.join(unknown)}")
-    settings = Settings(select=_codes(select) or ("GL",), ignore=_codes(ignore))
+    config = _config(
+        paths, stdin_filename, config_file, isolated, force_exclude, select, extend_select, ignore
+    )
     fixing = fix or show_diff
-    with_fixes = output_format == "full"
+    with_fixes = output_format in ("full", "json", "sarif")
     results: list[FileResult] = []
     for path in paths or (".",):
         if path == "-":
             name = stdin_filename or "-"
             data = sys.stdin.buffer.read()
+            if stdin_filename and config.excluded(stdin_filename):
+                if fix and not show_diff:
+                    sys.stdout.buffer.write(data)  # a fix filter must still hand the text back
+                continue
+            settings = config.settings_for(name)
             result = lint_source(name, data, settings, fix=fixing, with_fixes=with_fixes)
             if fix and not show_diff and result.fixed_data is not None:
                 sys.stdout.buffer.write(result.fixed_data)
             results.append(result)
             continue
-        for candidate in discover([path]):
+        for candidate in discover([path], config.exclude, config.force_exclude):
             if candidate.problem is not None:
                 problem = Diagnostic("GL901", candidate.path, 1, 1, candidate.problem)
                 results.append(FileResult(candidate.path, [problem]))
                 continue
+            settings = config.settings_for(candidate.path)
             results.append(
                 lint_path(
                     candidate.path, settings, fix=fixing, with_fixes=with_fixes, write=not show_diff
                 )
             )
     diagnostics = sorted(
-        (d for r in results for d in r.diagnostics if _shown(d, settings)), key=lambda d: d.sort_key
+        (d for r in results for d in r.diagnostics if _shown(d, config)), key=lambda d: d.sort_key
     )
     out = click.get_text_stream("stdout")
     if show_diff:
@@ -102,10 +127,41 @@ def check(
     sys.exit(EXIT_FINDINGS if diagnostics else EXIT_CLEAN)
 
 
-def _shown(diagnostic: Diagnostic, settings: Settings) -> bool:
-    if diagnostic.code.startswith("GL9"):
-        return not any(diagnostic.code.startswith(p) for p in settings.ignore)
-    return True
+def _config(
+    paths: tuple[str, ...],
+    stdin_filename: str | None,
+    config_file: str | None,
+    isolated: bool,
+    force_exclude: bool,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+) -> Config:
+    """The run's configuration; the config file is searched from the linted paths' folder."""
+    if config_file and isolated:
+        raise click.UsageError("--config and --isolated cannot be used together")
+    cli = Selection(_codes(select) or None, _codes(extend_select), _codes(ignore))
+    unknown = unknown_codes((*(cli.select or ()), *cli.extend_select, *cli.ignore))
+    if unknown:
+        raise click.UsageError(f"unknown rule code or prefix: {', '.join(unknown)}")
+    located = [(stdin_filename or ".") if p == "-" else p for p in paths or (".",)]
+    try:
+        return load_config(
+            located,
+            config_file=config_file,
+            isolated=isolated,
+            cli=cli,
+            force_exclude=force_exclude,
+        )
+    except ConfigError as error:
+        problem = click.ClickException(str(error))
+        problem.exit_code = EXIT_ERROR
+        raise problem from None
+
+
+def _shown(diagnostic: Diagnostic, config: Config) -> bool:
+    """Input problems (GL9xx) come from outside the engine's selection; filter all alike."""
+    return config.settings_for(diagnostic.path).enabled(diagnostic.code)
 
 
 def _summary(
@@ -150,3 +206,7 @@ def rules() -> None:
 from gradlint.trace.command import trace as trace_command  # noqa: E402
 
 main.add_command(trace_command)
+
+from gradlint.server import server as server_command  # noqa: E402
+
+main.add_command(server_command)

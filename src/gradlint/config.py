@@ -1,15 +1,45 @@
-"""What to report: the resolved settings every stage reads (CLI options over `[tool.gradlint]`)."""
+"""What to report: `[tool.gradlint]` of the nearest pyproject.toml with CLI options over it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from gradlint.discover import DEFAULT_EXCLUDE, DEFAULT_EXCLUSION, PathGlobs
 from gradlint.rules import RULES
 from gradlint.rules import select as select_codes
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the same parser, published separately before 3.11
+    import tomli as tomllib
+
+PYPROJECT = "pyproject.toml"
+KEYS = (
+    "select",
+    "extend-select",
+    "ignore",
+    "exclude",
+    "extend-exclude",
+    "per-file-ignores",
+    "force-exclude",
+)
+# Findings about the input (syntax error, unreadable file) are shown even when not selected,
+# unless ignored: a file that was not analysed must not pass silently.
+INPUT_PROBLEMS = "GL9"
+
+
+class ConfigError(Exception):
+    """A configuration gradlint cannot use; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
 class Settings:
+    """What the engine reports for one file: codes chosen by prefix, ignore wins a tie."""
+
     select: tuple[str, ...] = ("GL",)
     ignore: tuple[str, ...] = ()
 
@@ -20,3 +50,183 @@ class Settings:
     def codes(self) -> list[str]:
         """Every rule code these settings report."""
         return select_codes(list(RULES), self.select, self.ignore)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One source of rule choices: the defaults, the config file or the command line."""
+
+    select: tuple[str, ...] | None = None  # None: keep what the sources before chose
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+
+DEFAULT_SELECTION = Selection(select=("GL",))
+
+
+def resolve(selections: Iterable[Selection]) -> tuple[str, ...]:
+    """The codes reported after the defaults and then each selection, as ruff resolves them.
+
+    A `select` starts over from its own prefixes (earlier `ignore`s no longer apply);
+    `extend-select` and `ignore` adjust what came before, the longer prefix winning.
+    """
+    codes = list(RULES)
+    inputs = [c for c in codes if c.startswith(INPUT_PROBLEMS)]
+    enabled: set[str] = set()
+    for selection in (DEFAULT_SELECTION, *selections):
+        chosen = select_codes(
+            codes, (*(selection.select or ()), *selection.extend_select), selection.ignore
+        )
+        if selection.select is not None:
+            enabled = {*chosen, *select_codes(inputs, ("",), selection.ignore)}
+        else:
+            removed = set(select_codes(codes, selection.ignore, ())) - set(chosen)
+            enabled = (enabled | set(chosen)) - removed
+    return tuple(c for c in codes if c in enabled)
+
+
+def unknown_codes(codes: Iterable[str]) -> list[str]:
+    return [c for c in codes if not c or not any(r.startswith(c) for r in RULES)]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run: the file it came from, the codes reported, what folder walks skip."""
+
+    source: str | None = None  # the pyproject.toml read; None when only defaults apply
+    codes: tuple[str, ...] = field(default_factory=lambda: resolve(()))
+    exclude: PathGlobs = DEFAULT_EXCLUSION
+    per_file_ignores: tuple[tuple[PathGlobs, tuple[str, ...]], ...] = ()
+    force_exclude: bool = False
+
+    def settings_for(self, path: str) -> Settings:
+        """The codes reported for `path`: per-file-ignores win over any selection."""
+        ignored = tuple(
+            prefix
+            for globs, prefixes in self.per_file_ignores
+            if globs.matches(path)
+            for prefix in prefixes
+        )
+        return Settings(
+            select=tuple(c for c in self.codes if not any(c.startswith(p) for p in ignored))
+        )
+
+    def excluded(self, path: str) -> bool:
+        """Whether a path given by name (or `--stdin-filename`) is skipped."""
+        return self.force_exclude and self.exclude.matches(path, os.path.isdir(path))
+
+
+def load_config(
+    paths: Sequence[str],
+    *,
+    config_file: str | None = None,
+    isolated: bool = False,
+    cli: Selection | None = None,
+    force_exclude: bool = False,
+) -> Config:
+    """The run's Config: `config_file`, else the nearest pyproject.toml with a
+    `[tool.gradlint]` table above the folder holding all `paths`, then the CLI options."""
+    cli = cli or Selection()
+    found: tuple[str, dict[str, Any]] | None = None
+    if config_file is not None and not isolated:
+        found = (config_file, _gradlint_table(config_file) or {})
+    elif not isolated:
+        found = _nearest(_common_folder(paths))
+    if found is None:
+        return Config(codes=resolve([cli]), force_exclude=force_exclude)
+    source, table = found
+    base = os.path.dirname(os.path.abspath(source))
+    unknown = [key for key in table if key not in KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key `{unknown[0]}` in [tool.gradlint] "
+            f"(known keys: {', '.join(KEYS)})"
+        )
+    select = _codes(table, "select", source) if "select" in table else None
+    file_selection = Selection(
+        select, _codes(table, "extend-select", source), _codes(table, "ignore", source)
+    )
+    exclude = _strings(table, "exclude", source) if "exclude" in table else DEFAULT_EXCLUDE
+    exclude += _strings(table, "extend-exclude", source)
+    per_file = table.get("per-file-ignores", {})
+    if not isinstance(per_file, dict):
+        raise ConfigError(f"{source}: `per-file-ignores` must be a table of glob = [codes]")
+    file_force_exclude = table.get("force-exclude", False)
+    if not isinstance(file_force_exclude, bool):
+        raise ConfigError(f"{source}: `force-exclude` must be true or false")
+    return Config(
+        source=source,
+        codes=resolve([file_selection, cli]),
+        exclude=PathGlobs(exclude, base),
+        per_file_ignores=tuple(
+            (PathGlobs((glob,), base), _codes(per_file, glob, source, f"per-file-ignores.{glob!r}"))
+            for glob in per_file
+        ),
+        force_exclude=force_exclude or file_force_exclude,
+    )
+
+
+def _common_folder(paths: Sequence[str]) -> str:
+    folders = [
+        os.path.abspath(p) if os.path.isdir(p) else os.path.dirname(os.path.abspath(p))
+        for p in paths
+    ]
+    try:
+        return os.path.commonpath(folders) if folders else os.getcwd()
+    except ValueError:  # paths on different drives (Windows)
+        return os.getcwd()
+
+
+def _nearest(folder: str) -> tuple[str, dict[str, Any]] | None:
+    """Like ruff, a pyproject.toml without the tool's table is passed over."""
+    while True:
+        candidate = os.path.join(folder, PYPROJECT)
+        if os.path.isfile(candidate):
+            shown = _display(candidate)
+            table = _gradlint_table(shown)
+            if table is not None:
+                return shown, table
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _gradlint_table(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    except ValueError as error:  # TOMLDecodeError, or bytes that are not UTF-8
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    tool = document.get("tool", {})
+    table = tool.get("gradlint") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: `tool.gradlint` must be a table")
+    return table
+
+
+def _strings(table: dict[str, Any], key: str, source: str, name: str = "") -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: `{name or key}` must be a list of strings")
+    return tuple(value)
+
+
+def _codes(table: dict[str, Any], key: str, source: str, name: str = "") -> tuple[str, ...]:
+    codes = tuple(c.strip().upper() for c in _strings(table, key, source, name))
+    unknown = unknown_codes(codes)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown rule code or prefix {unknown[0]!r} in `{name or key}`"
+        )
+    return codes
+
+
+def _display(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if relative.startswith("..") else relative

@@ -1,36 +1,80 @@
-"""Which files to lint: explicit files always, folders walked for `*.py` minus ignored paths."""
+"""Which files to lint: paths as given, and the Python files and notebooks of folders walked
+minus excluded and ignored paths."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pathspec
 
-SKIPPED_DIRECTORIES = frozenset(
-    [
-        ".git",
-        ".hg",
-        ".svn",
-        ".bzr",
-        ".venv",
-        "venv",
-        ".tox",
-        ".nox",
-        ".eggs",
-        "__pycache__",
-        "build",
-        "dist",
-        "node_modules",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".gradlint_cache",
-        "site-packages",
-        ".ipynb_checkpoints",
-    ]
+# Skipped when walking a folder unless `exclude` replaces them (gitignore-style, like `exclude`).
+DEFAULT_EXCLUDE = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".bzr",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    ".eggs",
+    "*.egg-info",
+    "__pycache__",
+    "build",
+    "dist",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".gradlint_cache",
+    "site-packages",
+    ".ipynb_checkpoints",
 )
+
+
+@dataclass(frozen=True)
+class PathGlobs:
+    """Gitignore-style globs relative to `base` (the config file's folder)."""
+
+    patterns: tuple[str, ...]
+    base: str = "."
+    spec: pathspec.GitIgnoreSpec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", pathspec.GitIgnoreSpec.from_lines(self.patterns))
+
+    def matches(self, path: str, is_dir: bool = False) -> bool:
+        relative = self._relative(path)
+        return relative is not None and self.spec.match_file(relative + ("/" if is_dir else ""))
+
+    def sparing(self, folder: str) -> PathGlobs:
+        """Without the globs that match `folder`: a folder named on the command line is walked."""
+        relative = self._relative(folder)
+        if relative is None:
+            return self
+        kept = [
+            p
+            for p in self.patterns
+            if not pathspec.GitIgnoreSpec.from_lines([p]).match_file(relative + "/")
+        ]
+        return self if len(kept) == len(self.patterns) else PathGlobs(tuple(kept), self.base)
+
+    def _relative(self, path: str) -> str | None:
+        absolute = os.path.abspath(path)
+        try:
+            relative = os.path.relpath(absolute, os.path.abspath(self.base))
+        except ValueError:  # another drive on Windows
+            relative = ".."
+        if relative == ".":
+            return None
+        if relative.startswith(".."):  # outside the base: only name-only globs can match
+            relative = os.path.basename(absolute)
+        return relative.replace(os.sep, "/")
+
+
+DEFAULT_EXCLUSION = PathGlobs(DEFAULT_EXCLUDE)
 
 
 @dataclass(frozen=True)
@@ -39,13 +83,18 @@ class Candidate:
     problem: str | None = None  # why it cannot be linted (missing path, ...)
 
 
-def discover(paths: list[str]) -> Iterator[Candidate]:
+def discover(
+    paths: list[str], exclude: PathGlobs = DEFAULT_EXCLUSION, force_exclude: bool = False
+) -> Iterator[Candidate]:
+    """`exclude` prunes folder walks; it skips paths given here only with `force_exclude`."""
     seen: set[str] = set()
     for given in paths:
         if not os.path.lexists(given):
             yield Candidate(given, "no such file or directory")
+        elif force_exclude and _excluded(given, exclude):
+            continue
         elif os.path.isdir(given):
-            for found in _walk(given):
+            for found in _walk(given, exclude.sparing(given)):
                 key = os.path.realpath(found)
                 if key not in seen:
                     seen.add(key)
@@ -65,7 +114,12 @@ def _display(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def _walk(root: str) -> Iterator[str]:
+def _excluded(path: str, exclude: PathGlobs) -> bool:
+    """`path` or a folder above it matches (a file inside an excluded folder is excluded)."""
+    return exclude.matches(path, os.path.isdir(path))
+
+
+def _walk(root: str, exclude: PathGlobs) -> Iterator[str]:
     """Depth-first in sorted order, honouring every .gitignore on the way down."""
     specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     repository_top = _repository_top(root)
@@ -75,11 +129,14 @@ def _walk(root: str) -> Iterator[str]:
             # a folder named on the command line is linted even if a parent ignores it
             if spec is not None and not _ignored(os.path.abspath(root), True, [(directory, spec)]):
                 specs.append((directory, spec))
-    yield from _walk_directory(root, specs, set())
+    yield from _walk_directory(root, specs, exclude, set())
 
 
 def _walk_directory(
-    directory: str, specs: list[tuple[str, pathspec.GitIgnoreSpec]], visited: set[str]
+    directory: str,
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]],
+    exclude: PathGlobs,
+    visited: set[str],
 ) -> Iterator[str]:
     real = os.path.realpath(directory)
     if real in visited:  # a symlink loop
@@ -96,13 +153,11 @@ def _walk_directory(
         return
     for entry in entries:
         is_dir = entry.is_dir()
-        if is_dir and entry.name in SKIPPED_DIRECTORIES or entry.name.endswith(".egg-info"):
-            continue
-        if _ignored(entry.path, is_dir, specs):
+        if exclude.matches(entry.path, is_dir) or _ignored(entry.path, is_dir, specs):
             continue
         if is_dir:
-            yield from _walk_directory(entry.path, specs, visited)
-        elif entry.name.endswith(".py") or entry.name.endswith(".pyi"):
+            yield from _walk_directory(entry.path, specs, exclude, visited)
+        elif entry.name.endswith((".py", ".pyi", ".ipynb")):
             yield entry.path
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -51,7 +52,12 @@ _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 
 def _triggered(rule: Rule, text: str) -> bool:
-    return any(trigger in text for trigger in rule.triggers)
+    return any(_pattern(trigger).search(text) for trigger in rule.triggers)
+
+
+@functools.lru_cache(maxsize=None)
+def _pattern(trigger: str) -> re.Pattern[str]:
+    return re.compile(trigger)
 
 
 def analyse(text: str, settings: Settings | None = None) -> Analysis:
@@ -70,7 +76,7 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
     findings: list[Finding] = []
     if flow:
         recognizer = Recognizer(context.knowledge, context.positions)
-        findings = Flow(module, context.knowledge, recognizer).run()
+        findings = Flow(module, context.knowledge, recognizer, context.listed).run()
     violations = [v for rule in checks if rule.check for v in rule.check(context)]
     return Analysis(module, findings, violations, context)
 
@@ -124,8 +130,13 @@ def lint_text(
     return result
 
 
-def fix_text(text: str, settings: Settings) -> tuple[str, int]:
-    """Apply verified fixes one at a time until none is left; returns the text and the count."""
+def fix_text(
+    text: str, settings: Settings, accept: Callable[[str, str], bool] | None = None
+) -> tuple[str, int]:
+    """Apply verified fixes one at a time until none is left; returns the text and the count.
+
+    `accept(before, after)` can refuse a verified fix (a notebook refuses one that spans cells).
+    """
     applied = 0
     failed: set[tuple[str, int, int, str]] = set()
     for _ in range(MAX_FIX_ROUNDS):
@@ -142,7 +153,7 @@ def fix_text(text: str, settings: Settings) -> tuple[str, int]:
             if key in failed or noqa.is_suppressed(_line(lines, line), code):
                 continue
             fix = _verified_fix(text, analysis, reported, settings)
-            if fix is None:
+            if fix is None or (accept is not None and not accept(text, fix.fixed_source)):
                 failed.add(key)
                 continue
             text = fix.fixed_source
@@ -235,6 +246,10 @@ def lint_source(
     path: str, data: bytes, settings: Settings, fix: bool = False, with_fixes: bool = False
 ) -> FileResult:
     """Everything gradlint says about one file's bytes; never raises for bad input."""
+    if path.endswith(".ipynb"):
+        from gradlint.notebook import lint_notebook  # it builds on this module
+
+        return lint_notebook(path, data, settings, fix=fix, with_fixes=with_fixes)
     try:
         source = decode(path, data)
     except UnreadableSource as error:

@@ -53,7 +53,14 @@ from gradlint.analysis.events import (
 from gradlint.analysis.index import MODULE, index_module
 from gradlint.analysis.owners import Knowledge
 from gradlint.analysis.state import State
-from gradlint.analysis.syntax import assigned_targets, body_of, dotted, last_name, walk
+from gradlint.analysis.syntax import (
+    Listing,
+    assigned_targets,
+    body_of,
+    dotted,
+    last_name,
+    listing,
+)
 
 MAX_STATES = 4096
 WIDEN_AT = 64  # states at one point before paths that differ only in fresh sites are merged
@@ -99,11 +106,18 @@ class Context:
 class Flow:
     """Runs the path analysis over one module; `findings` collects what it proves."""
 
-    def __init__(self, module: cst.Module, knowledge: Knowledge, recognizer: Recognizer):
+    def __init__(
+        self,
+        module: cst.Module,
+        knowledge: Knowledge,
+        recognizer: Recognizer,
+        listed: Listing | None = None,
+    ):
         self.module = module
         self.knowledge = knowledge
         self.recognizer = recognizer
-        self.index = index_module(module, knowledge, recognizer)
+        self.listed = listed if listed is not None else listing(module)
+        self.index = index_module(module, knowledge, recognizer, self.listed)
         self.findings: dict[tuple[str, int, int, str], gs.Finding] = {}
         self.scopes_analysed = 0
         # syntax facts asked again on every pass over a loop, kept per node
@@ -115,7 +129,7 @@ class Flow:
     def run(self) -> list[gs.Finding]:
         if MODULE in self.index.with_backward:
             self._scope(self.module.body, Context())
-        for node in walk(self.module):
+        for node in self.listed.nodes:
             if isinstance(node, cst.FunctionDef) and id(node) in self.index.with_backward:
                 ctx = Context(
                     cls=self.index.enclosing_class.get(id(node)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import libcst as cst
 
@@ -19,6 +20,7 @@ from gradlint.analysis.events import (
 )
 from gradlint.analysis.owners import Knowledge
 from gradlint.analysis.syntax import (
+    Listing,
     assigned_targets,
     body_of,
     children,
@@ -83,7 +85,11 @@ _BACKWARD_WORDS = frozenset({"backward", "manual_backward"})
 _EVENT_WORDS = _BACKWARD_WORDS | {"step", "zero_grad", "grad"}
 
 
-def index_module(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> ModuleIndex:
+def index_module(
+    module: cst.Module, knowledge: Knowledge, recognizer: Recognizer, listed: Listing
+) -> ModuleIndex:
+    """`listed`: every node of the module in walk order, listed once for all the scans here."""
+    nodes = listed.nodes
     functions: dict[str, cst.FunctionDef] = {}
     classes: dict[str, dict[str, cst.FunctionDef]] = {}
     enclosing: dict[int, str] = {}
@@ -101,22 +107,17 @@ def index_module(module: cst.Module, knowledge: Knowledge, recognizer: Recognize
                     if lightning and item.name.value == "training_step":
                         repeated.add(id(item))
             classes[stmt.name.value] = methods
-    for node in walk(module):
+    for node in nodes:
         # ignite: Engine(update_fn) calls update_fn once per batch
         if isinstance(node, cst.Call) and last_name(node.func) == "Engine" and node.args:
             handler = functions.get(dotted(node.args[0].value) or "")
             if handler is not None:
                 repeated.add(id(handler))
-    owners = _owners(module, knowledge, recognizer)
-    with_backward, with_events = _reach(module, functions, classes)
-    event_names = {
-        node.name.value
-        for node in walk(module)
-        if isinstance(node, cst.FunctionDef) and id(node) in with_events
-    }
-    tests = Counter(
-        condition_key(node.test)[0] for node in walk(module) if isinstance(node, cst.If)
-    )
+    owners = _owners(knowledge, recognizer, listed)
+    function_defs = [n for n in nodes if isinstance(n, cst.FunctionDef)]
+    with_backward, with_events = _reach(functions, classes, function_defs, listed)
+    event_names = {node.name.value for node in function_defs if id(node) in with_events}
+    tests = Counter(condition_key(node.test)[0] for node in nodes if isinstance(node, cst.If))
     return ModuleIndex(
         functions,
         classes,
@@ -127,7 +128,7 @@ def index_module(module: cst.Module, knowledge: Knowledge, recognizer: Recognize
         with_events,
         event_names,
         {key for key, count in tests.items() if key is not None and count > 1},
-        {id(n): n for n in walk(module) if isinstance(n, cst.FunctionDef)} | {MODULE: module},
+        {id(n): n for n in function_defs} | {MODULE: module},
     )
 
 
@@ -161,27 +162,33 @@ def _provenance(scope: cst.CSTNode | None) -> dict[str, frozenset[str]]:
 
 
 def _reach(
-    module: cst.Module,
     functions: dict[str, cst.FunctionDef],
     classes: dict[str, dict[str, cst.FunctionDef]],
+    function_defs: list[cst.FunctionDef],
+    nodes: Listing,
 ) -> tuple[set[int], set[int]]:
     """Which scopes can reach a backward() / any gradient event, directly or through calls to
     functions of this module (names resolved loosely: more reach only costs time)."""
     words: dict[int, set[str]] = {}
     calls: dict[int, set[int]] = {}
     nested: dict[str, list[int]] = {}
-    for node in walk(module):
-        if isinstance(node, cst.FunctionDef):
-            nested.setdefault(node.name.value, []).append(id(node))
+    for node in function_defs:
+        nested.setdefault(node.name.value, []).append(id(node))
 
-    def visit(node: cst.CSTNode, scope: int, cls: str | None) -> None:
-        if isinstance(node, cst.FunctionDef):
-            scope = id(node)
-        elif isinstance(node, cst.ClassDef):
-            cls = node.name.value
-        elif isinstance(node, cst.Attribute) and node.attr.value in _EVENT_WORDS:
+    # (end of subtree, function scope, class name) of what encloses the current node
+    enclosing: list[tuple[int, int, str | None]] = [(len(nodes.nodes), MODULE, None)]
+    for index, node in enumerate(cast(list[Any], nodes.nodes)):  # kinds tested by type()
+        while enclosing[-1][0] <= index:
+            enclosing.pop()
+        _, scope, cls = enclosing[-1]
+        kind = type(node)
+        if kind is cst.FunctionDef:
+            enclosing.append((nodes.ends[index], id(node), cls))
+        elif kind is cst.ClassDef:
+            enclosing.append((nodes.ends[index], scope, node.name.value))
+        elif kind is cst.Attribute and node.attr.value in _EVENT_WORDS:
             words.setdefault(scope, set()).add(node.attr.value)
-        elif isinstance(node, cst.Call):
+        elif kind is cst.Call:
             name = dotted(node.func) or ""
             targets: list[int] = []
             if name.startswith("self.") and cls is not None:
@@ -193,16 +200,12 @@ def _reach(
                 )
             # a function handed to a call (`opt.step(closure)`) may be called by it
             for arg in node.args:
-                if isinstance(arg.value, cst.Name):
+                if type(arg.value) is cst.Name:
                     handed = arg.value.value
                     targets += nested.get(handed, []) + (
                         [id(functions[handed])] if handed in functions else []
                     )
             calls.setdefault(scope, set()).update(targets)
-        for child in children(node):
-            visit(child, scope, cls)
-
-    visit(module, MODULE, None)
 
     def closure(seeds: set[int]) -> set[int]:
         reached = set(seeds)
@@ -220,7 +223,7 @@ def _reach(
     return with_backward, with_events
 
 
-def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) -> dict[str, str]:
+def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dict[str, str]:
     """Every gradient owner the module's events name, found before any path is followed."""
     owners: dict[str, str] = {}
 
@@ -243,23 +246,26 @@ def _owners(module: cst.Module, knowledge: Knowledge, recognizer: Recognizer) ->
             for tensor in event.tensors:
                 owners.setdefault(tensor, "tensor")
 
-    def visit(node: cst.CSTNode, names: Names) -> None:
-        if isinstance(node, cst.For):
+    # (end of subtree, names) of the loops over parameters that enclose the current node
+    enclosing: list[tuple[int, Names]] = [(len(nodes.nodes), Names())]
+    for index, node in enumerate(cast(list[Any], nodes.nodes)):  # kinds tested by type()
+        while enclosing[-1][0] <= index:
+            enclosing.pop()
+        names = enclosing[-1][1]
+        kind = type(node)
+        if kind is cst.For:
             name = parameter_variable(node)
             if name is not None:
                 group = parameter_group(node.iter, knowledge, names)
                 names = replace(names, params={**names.params, name: group})
+                enclosing.append((nodes.ends[index], names))
                 if group.models:
                     owners.setdefault(group.key, "group")
-        if isinstance(node, cst.Call):
+        elif kind is cst.Call:
             note(recognizer.call(node, names))
-        elif isinstance(node, (cst.Assign, cst.AugAssign, cst.Del)):
+        elif kind is cst.Assign or kind is cst.AugAssign or kind is cst.Del:
             for event in recognizer.assignment(node, names):
                 note(event)
-        for child in children(node):
-            visit(child, names)
-
-    visit(module, Names())
     for optimizer in knowledge.optimizers:
         owners.setdefault(optimizer, "optimizer")
     for engine in knowledge.engines:

@@ -181,15 +181,19 @@ class Knowledge:
             self.links[optimizer] = value
 
 
-def scan_module(module: cst.Module) -> Knowledge:
+def scan_module(module: cst.Module, nodes: list[cst.CSTNode] | None = None) -> Knowledge:
+    """`nodes`: every node of the module in walk order, when the caller has listed them."""
     knowledge = Knowledge()
+    nodes = nodes if nodes is not None else list(walk(module))
     assignments: list[tuple[list[cst.CSTNode], cst.BaseExpression]] = []
-    for node in walk(module):
+    calls: list[cst.Call] = []
+    for node in nodes:
         if isinstance(node, cst.Assign):
             assignments.append(([t.target for t in node.targets], node.value))
         elif isinstance(node, cst.AnnAssign) and node.value is not None:
             assignments.append(([node.target], node.value))
         elif isinstance(node, cst.Call):
+            calls.append(node)
             _scan_call(knowledge, node)
     # Wrappers and list literals first, so optimizer links can see through them.
     for targets, value in assignments:
@@ -198,17 +202,17 @@ def scan_module(module: cst.Module) -> Knowledge:
     for targets, value in assignments:
         for target in targets:
             _scan_assignment(knowledge, target, value)
-    _scan_call_sites(knowledge, module)
+    _scan_call_sites(knowledge, module, calls)
     return knowledge
 
 
-def _scan_call_sites(knowledge: Knowledge, module: cst.Module) -> None:
+def _scan_call_sites(knowledge: Knowledge, module: cst.Module, calls: list[cst.Call]) -> None:
     """`train(net, loader, SGD(net.parameters()))`: inside `train`, its `opt` is built on `net`."""
     functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     if not functions:
         return
-    for node in walk(module):
-        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Name)):
+    for node in calls:
+        if not isinstance(node.func, cst.Name):
             continue
         callee = functions.get(node.func.value)
         if callee is None:

@@ -15,7 +15,8 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """A node's child nodes, in field order.
 
     Same nodes as libcst's `children` property, which visits the node to find them and is
-    several times slower: every walk of the analysis goes through here.
+    several times slower: every walk of the analysis goes through here. Node classes are ABCs,
+    so `isinstance` is slow; the kind of each value's type is memoised instead.
     """
     names = _CHILD_FIELDS.get(type(node))
     if names is None:
@@ -24,11 +25,33 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     out: list[cst.CSTNode] = []
     for name in names:
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        kind = _KIND.get(type(value))
+        if kind is None:
+            kind = _kind(type(value))
+        if kind == _NODE:
             out.append(value)
-        elif isinstance(value, (list, tuple)):
-            out.extend(item for item in value if isinstance(item, cst.CSTNode))
+        elif kind == _SEQUENCE:
+            out.extend(item for item in value if _KIND.get(type(item)) == _NODE or _is_node(item))
     return out
+
+
+_OTHER, _NODE, _SEQUENCE = 0, 1, 2
+_KIND: dict[type, int] = {}  # value type -> _OTHER / _NODE / _SEQUENCE, memoised
+
+
+def _kind(value_type: type) -> int:
+    if issubclass(value_type, cst.CSTNode):
+        kind = _NODE
+    elif issubclass(value_type, (list, tuple)):
+        kind = _SEQUENCE
+    else:
+        kind = _OTHER
+    _KIND[value_type] = kind
+    return kind
+
+
+def _is_node(value: object) -> bool:
+    return _kind(type(value)) == _NODE
 
 
 def code_of(node: cst.CSTNode) -> str:
@@ -62,6 +85,32 @@ def names_in(node: cst.CSTNode) -> set[str]:
         if text is not None:
             found.add(text)
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """Every node of a tree in walk order, and for each the index just past its subtree: a scan
+    that needs what encloses a node keeps a stack of (end, what) instead of recursing."""
+
+    nodes: list[cst.CSTNode]
+    ends: list[int]
+
+
+def listing(root: cst.CSTNode) -> Listing:
+    nodes: list[cst.CSTNode] = []
+    ends: list[int] = []
+    stack: list[cst.CSTNode | int] = [root]
+    while stack:
+        item = stack.pop()
+        if type(item) is int:  # the subtree of nodes[item] is complete
+            ends[item] = len(nodes)
+            continue
+        assert not isinstance(item, int)
+        stack.append(len(nodes))
+        nodes.append(item)
+        ends.append(0)
+        stack.extend(reversed(children(item)))
+    return Listing(nodes, ends)
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:

@@ -2,9 +2,16 @@
 
 import click
 
-from gradlint.report import concise, full
+from gradlint.report import concise, full, github, json_format, pylint, sarif
 
-FORMATS = {"concise": concise.render, "full": full.render}
+FORMATS = {
+    "concise": concise.render,
+    "full": full.render,
+    "json": json_format.render,
+    "sarif": sarif.render,
+    "github": github.render,
+    "pylint": pylint.render,
+}
 
 # `--format`, shared by every command that prints findings
 format_option = click.option(

@@ -5,9 +5,13 @@ from __future__ import annotations
 from gradlint.rules.base import Rule
 from gradlint.rules.gl001_stale_gradients import RULE as GL001
 from gradlint.rules.gl002_discarded_gradients import RULE as GL002
+from gradlint.rules.gl102_clip_scaled_gradients import RULE as GL102
+from gradlint.rules.gl103_misplaced_clipping import RULE as GL103
+from gradlint.rules.gl107_autograd_variable import RULE as GL107
+from gradlint.rules.gl110_moved_leaf import RULE as GL110
 from gradlint.rules.gl9xx_input_problems import GL900, GL901, GL999
 
-RULES: dict[str, Rule] = {rule.code: rule for rule in (GL001, GL002, GL900, GL901, GL999)}
+RULES: dict[str, Rule] = {rule.code: rule for rule in (GL001, GL002, GL102, GL103, GL107, GL110, GL900, GL901, GL999)}
 
 
 def select(codes: list[str], select: tuple[str, ...], ignore: tuple[str, ...]) -> list[str]:

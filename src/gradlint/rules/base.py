@@ -10,6 +10,7 @@ import libcst as cst
 
 from gradlint.analysis.events import Positions, Site
 from gradlint.analysis.owners import Knowledge, scan_module
+from gradlint.analysis.syntax import Listing, listing
 from gradlint.tree import Tree
 
 
@@ -21,13 +22,23 @@ class Context:
         self.text = text
 
     @cached_property
+    def listed(self) -> Listing:
+        return listing(self.module)
+
+    @property
+    def nodes(self) -> list[cst.CSTNode]:
+        """Every node of the module in walk order (parents before children): iterate this
+        rather than walking the module again."""
+        return self.listed.nodes
+
+    @cached_property
     def positions(self) -> Positions:
         return Positions(self.module)
 
     @cached_property
     def knowledge(self) -> Knowledge:
         """Optimizers, models, tensors and schedulers the module creates (see analysis.owners)."""
-        return scan_module(self.module)
+        return scan_module(self.module, self.nodes)
 
     @cached_property
     def tree(self) -> Tree:
@@ -66,8 +77,9 @@ class Rule:
     summary: str
     docs: str  # sections: What it does / Why is this bad? / Example / Use instead / Fix safety
     fixable: bool = False
-    # words that every finding of the rule needs in the source; a file without any is not parsed
-    triggers: tuple[str, ...] = ("backward",)
+    # regular expressions of which every finding needs one in the source text; a file that
+    # matches none is not parsed (the default: a call of backward)
+    triggers: tuple[str, ...] = (r"backward\s*\(",)
     check: Check | None = None  # None: the rule's findings come from the path analysis (flow)
 
 

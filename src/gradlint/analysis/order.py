@@ -1,0 +1,278 @@
+"""Statement order inside one block, for the rules about the order of events in an iteration.
+
+A block (a loop body, a function body, one branch of an if/else) is read as a straight line of
+small statements: `with` bodies and the bodies of an `if` without `else` are spliced in, marked
+with the `with`/`if` they sit under. Anything else (inner loops, `try`, if/else) is one opaque
+step: the rules cannot order what happens inside it, so they stay silent when it matters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import libcst as cst
+
+from gradlint.analysis.syntax import code_of, dotted, last_name, walk
+
+_CLIP_FUNCTIONS = frozenset({"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"})
+# torch.nn.utils.clip_grad_norm_, nn.utils..., utils.clip_grad.clip_grad_value_, ...
+_CLIP_PATH = re.compile(r"^(?:torch\.)?(?:nn\.)?utils(?:\.clip_grad)?\.clip_grad_(?:norm_?|value_)$")
+_SCALER_CLASSES = frozenset({"GradScaler", "ShardedGradScaler"})
+_NO_GRAD = frozenset({"no_grad", "inference_mode"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One small statement of a block in execution order (or an opaque compound statement)."""
+
+    node: cst.CSTNode  # a small statement (Expr, Assign, ...) or an opaque compound statement
+    line: cst.BaseStatement  # the statement line it sits on, or the compound statement itself
+    conditions: tuple[cst.If, ...] = ()  # the ifs (without else) it runs under, outermost first
+    contexts: tuple[cst.With, ...] = ()  # the withs it runs under, outermost first
+    opaque: bool = False
+
+    def calls(self) -> Iterator[cst.Call]:
+        """The calls the step makes, outermost first."""
+        for sub in walk(self.node):
+            if isinstance(sub, cst.Call):
+                yield sub
+
+    def under_no_grad(self) -> bool:
+        return any(disables_grad(w) for w in self.contexts)
+
+
+def sequences(module: cst.Module) -> Iterator[list[Step]]:
+    """Every block of the module as a straight line of steps."""
+    pending = [list(module.body)]
+    while pending:
+        block = pending.pop()
+        yield list(_flatten(block, (), ()))
+        pending.extend(_inner_blocks(block))
+
+
+def _inner_blocks(block: list[cst.BaseStatement]) -> Iterator[list[cst.BaseStatement]]:
+    """The blocks that are read on their own: bodies of statements that are not spliced in."""
+    for statement in block:
+        if isinstance(statement, cst.With) or (
+            isinstance(statement, cst.If) and statement.orelse is None
+        ):
+            yield from _inner_blocks(_block(statement.body))
+        elif isinstance(statement, cst.If):
+            yield from _branches(statement)
+        elif isinstance(statement, (cst.For, cst.While, cst.FunctionDef, cst.ClassDef)):
+            yield _block(statement.body)
+            orelse = getattr(statement, "orelse", None)
+            if isinstance(orelse, cst.Else):
+                yield _block(orelse.body)
+        elif isinstance(statement, cst.Try):
+            yield _block(statement.body)
+            for handler in statement.handlers:
+                yield _block(handler.body)
+            for extra in (statement.orelse, statement.finalbody):
+                if extra is not None:
+                    yield _block(extra.body)
+
+
+def _branches(statement: cst.If) -> Iterator[list[cst.BaseStatement]]:
+    yield _block(statement.body)
+    orelse = statement.orelse
+    if isinstance(orelse, cst.If):
+        yield from _branches(orelse)
+    elif isinstance(orelse, cst.Else):
+        yield _block(orelse.body)
+
+
+def _block(body: cst.BaseSuite) -> list[cst.BaseStatement]:
+    return list(body.body) if isinstance(body, cst.IndentedBlock) else []
+
+
+def _flatten(
+    body: list[cst.BaseStatement], conditions: tuple[cst.If, ...], contexts: tuple[cst.With, ...]
+) -> Iterator[Step]:
+    for statement in body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                yield Step(small, statement, conditions, contexts)
+        elif isinstance(statement, cst.With):
+            yield from _flatten(_block(statement.body), conditions, (*contexts, statement))
+        elif isinstance(statement, cst.If) and statement.orelse is None:
+            yield from _flatten(_block(statement.body), (*conditions, statement), contexts)
+        elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            continue  # a definition runs nothing
+        else:
+            yield Step(statement, statement, conditions, contexts, opaque=True)
+
+
+def disables_grad(statement: cst.With) -> bool:
+    """`with torch.no_grad():`, `torch.inference_mode()`, `torch.set_grad_enabled(False)`."""
+    for item in statement.items:
+        call = item.item
+        if not isinstance(call, cst.Call):
+            continue
+        name = last_name(call.func)
+        if name in _NO_GRAD:
+            if name == "inference_mode" and call.args:
+                if code_of(call.args[0].value) == "False":
+                    continue
+            return True
+        if name == "set_grad_enabled" and call.args and code_of(call.args[0].value) == "False":
+            return True
+    return False
+
+
+def decorated_no_grad(function: cst.FunctionDef) -> bool:
+    for decorator in function.decorators:
+        target = decorator.decorator
+        if isinstance(target, cst.Call):
+            target = target.func
+        if last_name(target) in _NO_GRAD:
+            return True
+    return False
+
+
+def scalers(module: cst.Module) -> set[str]:
+    """Names assigned from `GradScaler(...)` (torch.amp, torch.cuda.amp, torch.GradScaler)."""
+    found: set[str] = set()
+    for node in walk(module):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
+            if last_name(node.value.func) in _SCALER_CLASSES:
+                for target in node.targets:
+                    name = dotted(target.target)
+                    if name is not None:
+                        found.add(name)
+    return found
+
+
+def clip_names(module: cst.Module) -> set[str]:
+    """Local names bound to torch's clipping functions by `from torch.nn.utils import ...`."""
+    found: set[str] = set()
+    for node in walk(module):
+        if not isinstance(node, cst.ImportFrom) or node.module is None:
+            continue
+        source = dotted(node.module) or ""
+        if not source.startswith("torch.nn.utils") or isinstance(node.names, cst.ImportStar):
+            continue
+        for alias in node.names:
+            if dotted(alias.name) in _CLIP_FUNCTIONS:
+                local = alias.asname.name if alias.asname is not None else alias.name
+                text = dotted(local)
+                if text is not None:
+                    found.add(text)
+    return found
+
+
+def module_aliases(module: cst.Module) -> dict[str, str]:
+    """`import torch.nn.utils as nnu`: local name -> module path."""
+    found: dict[str, str] = {}
+    for node in walk(module):
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                if alias.asname is not None:
+                    local = dotted(alias.asname.name)
+                    path = dotted(alias.name)
+                    if local is not None and path is not None:
+                        found[local] = path
+    return found
+
+
+def is_clip(call: cst.Call, local_clips: set[str], aliases: dict[str, str]) -> bool:
+    """A call of torch.nn.utils' clip_grad_norm_ / clip_grad_value_, under any import spelling.
+
+    `accelerator.clip_grad_norm_(...)` is not one: Accelerate unscales before clipping.
+    """
+    name = dotted(call.func)
+    if name is None:
+        return False
+    if name in local_clips:
+        return True
+    head, dot, rest = name.partition(".")
+    if dot and head in aliases:
+        name = f"{aliases[head]}.{rest}"
+    return bool(_CLIP_PATH.match(name))
+
+
+def clipped_parameters(call: cst.Call) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "parameters":
+            return arg.value
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    return positional[0].value if positional else None
+
+
+def torch_no_grad_spelling(module: cst.Module) -> str | None:
+    """How this module can say `torch.no_grad()`: `torch.no_grad()` or an imported `no_grad()`."""
+    for node in walk(module):
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                if dotted(alias.name) == "torch" and alias.asname is None:
+                    return "torch.no_grad()"
+        if isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
+            if dotted(node.module) == "torch" if node.module is not None else False:
+                for alias in node.names:
+                    if dotted(alias.name) == "no_grad" and alias.asname is None:
+                        return "no_grad()"
+    return None
+
+
+def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+class _Replace(cst.CSTTransformer):
+    """Replace one statement of a block (by identity) with a list of statements."""
+
+    def __init__(self, old: cst.BaseStatement, new: list[cst.BaseStatement]):
+        self.old = old
+        self.new = new
+
+    def _body(self, original: cst.CSTNode, updated: cst.CSTNode) -> list | None:
+        originals = list(getattr(original, "body", ()))
+        if not any(s is self.old for s in originals):
+            return None
+        out: list[cst.BaseStatement] = []
+        for old, new in zip(originals, list(getattr(updated, "body", ()))):
+            out.extend(self.new if old is self.old else [new])
+        return out
+
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        body = self._body(original, updated)
+        return updated if body is None else updated.with_changes(body=body)
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        body = self._body(original, updated)
+        return updated if body is None else updated.with_changes(body=body)
+
+
+def replace_statement(
+    module: cst.Module, old: cst.BaseStatement, new: list[cst.BaseStatement]
+) -> cst.Module | None:
+    """The module with `old` replaced by `new` in its block (None if `old` is not found)."""
+    transformer = _Replace(old, new)
+    result = module.visit(transformer)
+    return result if isinstance(result, cst.Module) and result is not module else None
+
+
+def remove_statement(module: cst.Module, old: cst.BaseStatement) -> cst.Module:
+    """The module without `old`; a block left empty gets `pass`."""
+    return module.visit(_Remove(old))  # type: ignore[return-value]
+
+
+class _Remove(cst.CSTTransformer):
+    def __init__(self, old: cst.BaseStatement):
+        self.old = old
+
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        originals = list(original.body)
+        if not any(s is self.old for s in originals):
+            return updated
+        kept = [new for old, new in zip(originals, updated.body) if old is not self.old]
+        return updated.with_changes(body=kept or [cst.SimpleStatementLine([cst.Pass()])])

@@ -1,0 +1,367 @@
+"""GL110 moved-leaf: `torch.randn(3, requires_grad=True).to(device)` names a copy, not the leaf."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import libcst as cst
+
+from gradlint.analysis.syntax import code_of, dotted, walk
+from gradlint.rules.base import Context, Rewrite, Rule, Violation
+
+CODE = "GL110"
+DOCS = """## What it does
+Finds a name (or attribute) assigned a tensor that is created with `requires_grad=True` (or
+made to require grad by `.requires_grad_()`) and then moved or cast in the same expression:
+`w = torch.randn(3, requires_grad=True).to(device)`, `.cuda()`, `.double()`, `.half()`,
+`.to(torch.float64)`, `.type(torch.DoubleTensor)`. Factories are the `torch` functions that
+make a new tensor (`randn`, `rand`, `zeros`, `ones`, `empty`, `full`, `tensor`, `arange`,
+`linspace`, `eye`, the `*_like` ones).
+
+Conversions that return the same tensor are not reported: `.float()` or `.to(torch.float32)`
+of a float32 tensor, `.cpu()` or `.to("cpu")` of a tensor made on the CPU. Neither is
+`.requires_grad_()` after the move (`torch.randn(3).to(device).requires_grad_()`) nor a move
+wrapped in `nn.Parameter(...)`, which makes a new leaf.
+
+## Why is this bad?
+The conversion is an operation autograd records: the name holds its result, a non-leaf, while
+the leaf that collects gradient is dropped. After `backward()` the name's `.grad` stays None
+(with a warning), a manual update `w -= lr * w.grad` fails, and an optimizer refuses it with
+"ValueError: can't optimize a non-leaf Tensor". With `.to(device)` the script works on a
+CPU-only machine and breaks on the first machine with a GPU.
+
+## Example
+```python
+import torch
+
+device = "cuda" if torch.cuda.is_available() else "cpu"
+weights = torch.randn(4, 2, requires_grad=True).to(device)
+scale = torch.ones(2, requires_grad=True).double()
+```
+
+## Use instead
+```python
+import torch
+
+device = "cuda" if torch.cuda.is_available() else "cpu"
+weights = torch.randn(4, 2, device=device, requires_grad=True)
+scale = torch.ones(2, dtype=torch.float64, requires_grad=True)
+```
+
+## Fix safety
+For a factory with `requires_grad=True` the fix moves plain conversions into the factory as
+keywords before `requires_grad`: `.to(device)` and `.cuda()` become `device=...`;
+`.to(torch.float64)`, `.double()`, `.float()`, `.half()` and `.bfloat16()` become `dtype=...`.
+It is safe for factories whose values do not depend on where and in which precision they are
+made (`zeros`, `ones`, `empty`, `eye`; also `full`, `tensor`, `arange`, `linspace` when only
+the device changes). It is unsafe for random factories (a generator draws other numbers on
+another device or in another dtype) and for dtype changes of `full`, `tensor`, `arange`,
+`linspace` (their values are rounded differently). With `.requires_grad_()` in the chain, the
+fix moves it to the end, which is safe. Conversions with other arguments (`non_blocking=`,
+`.cuda(1)`, `.type(...)`) get no fix.
+"""
+
+_FACTORIES = frozenset(
+    {
+        "randn",
+        "rand",
+        "randint",
+        "normal",
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "tensor",
+        "arange",
+        "linspace",
+        "logspace",
+        "eye",
+        "randn_like",
+        "rand_like",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+    }
+)
+_SAME_VALUES_ANYWHERE = frozenset({"zeros", "ones", "empty", "eye"})
+_SAME_VALUES_ON_ANY_DEVICE = _SAME_VALUES_ANYWHERE | {"full", "tensor", "arange", "linspace"}
+_DTYPES = {
+    "torch.float64": "float64",
+    "torch.double": "float64",
+    "torch.float32": "float32",
+    "torch.float": "float32",
+    "torch.float16": "float16",
+    "torch.half": "float16",
+    "torch.bfloat16": "bfloat16",
+}
+_DTYPE_METHODS = {
+    "double": "torch.float64",
+    "float": "torch.float32",
+    "half": "torch.float16",
+    "bfloat16": "torch.bfloat16",
+}
+# `.type(...)` targets: (dtype, device) as `.to(...)` would spell them
+_TENSOR_TYPES = {
+    "torch.FloatTensor": ("torch.float32", '"cpu"'),
+    "torch.DoubleTensor": ("torch.float64", '"cpu"'),
+    "torch.HalfTensor": ("torch.float16", '"cpu"'),
+    "torch.cuda.FloatTensor": ("torch.float32", '"cuda"'),
+    "torch.cuda.DoubleTensor": ("torch.float64", '"cuda"'),
+    "torch.cuda.HalfTensor": ("torch.float16", '"cuda"'),
+}
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """One `.to(...)`-like call of the chain: what it sets, as keywords the factory takes."""
+
+    call: cst.Call
+    device: str | None = None  # source text of the device it moves to
+    dtype: str | None = None  # source text of the dtype it casts to
+    fixable: bool = True
+
+
+def check(context: Context) -> Iterator[Violation]:
+    for node in walk(context.module):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1:
+            target: cst.BaseExpression = node.targets[0].target
+        elif isinstance(node, cst.AnnAssign) and node.value is not None:
+            target = node.target
+        else:
+            continue
+        name = dotted(target)
+        if name is not None and isinstance(node.value, cst.Call):
+            violation = _moved_leaf(name, node.value)
+            if violation is not None:
+                yield violation
+
+
+def _moved_leaf(name: str, value: cst.Call) -> Violation | None:
+    chain: list[cst.Call] = []  # outermost first
+    node: cst.BaseExpression = value
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if (dotted(node.func) or "").startswith("torch."):
+            break
+        chain.append(node)
+        node = node.func.value
+    if not isinstance(node, cst.Call):
+        return None
+    factory = _factory_name(node)
+    if factory is None:
+        return None
+    made_grad = _keyword(node, "requires_grad")
+    requires_grad_at = len(chain)  # index in `chain` of `.requires_grad_()`, if that is how
+    if made_grad is None or code_of(made_grad) != "True":
+        found = [i for i, c in enumerate(chain) if _method(c) == "requires_grad_"]
+        if made_grad is not None or not found or not _enables_grad(chain[found[0]]):
+            return None
+        requires_grad_at = found[0]
+    after = list(reversed(chain[:requires_grad_at]))  # the calls after grad is on, in order
+    conversions = [_conversion(c) for c in after]
+    if not after or any(c is None for c in conversions):
+        return None
+    moves = [c for c in conversions if c is not None]
+    if not _changes_tensor(node, factory, moves):
+        return None
+    first = moves[0].call
+    method = _method(first)
+    message = (
+        f"`.{method}({'...' if first.args else ''})` copies the tensor `{_source(node)}` made to require grad: `{name}` is "
+        f"not a leaf, its `.grad` stays None after backward and an optimizer refuses it; create "
+        f"the tensor with the device and dtype it needs"
+    )
+    fix = _fix(value, node, factory, moves, requires_grad_at < len(chain))
+    assert isinstance(first.func, cst.Attribute)
+    return Violation(CODE, first.func.attr, message, fix=fix)
+
+
+def _factory_name(call: cst.Call) -> str | None:
+    name = dotted(call.func) or ""
+    head, _, tail = name.rpartition(".")
+    return tail if head == "torch" and tail in _FACTORIES else None
+
+
+def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    return None
+
+
+def _method(call: cst.Call) -> str:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
+
+
+def _enables_grad(call: cst.Call) -> bool:
+    return not call.args or code_of(call.args[0].value) == "True"
+
+
+def _conversion(call: cst.Call) -> Conversion | None:
+    """The call as a move or a cast, or None when it is anything else (a view, arithmetic...)."""
+    method = _method(call)
+    if method in _DTYPE_METHODS:
+        return Conversion(call, dtype=_DTYPE_METHODS[method], fixable=not call.args)
+    if method == "cuda":
+        return Conversion(call, device='"cuda"', fixable=not call.args)
+    if method == "cpu":
+        return Conversion(call, device='"cpu"', fixable=not call.args)
+    if method == "type" and len(call.args) == 1:
+        text = code_of(call.args[0].value).strip("'\"")
+        if text not in _TENSOR_TYPES:
+            return None
+        dtype, device = _TENSOR_TYPES[text]
+        return Conversion(call, device=device, dtype=dtype, fixable=False)
+    if method != "to":
+        return None
+    device: str | None = None
+    dtype: str | None = None
+    fixable = True
+    for arg in call.args:
+        text = _source(arg.value)
+        kind = arg.keyword.value if arg.keyword is not None else _kind_of(arg.value)
+        if kind == "device":
+            device = text
+        elif kind == "dtype":
+            dtype = text
+        else:
+            return None if arg.keyword is None else Conversion(call, device, dtype, False)
+    return Conversion(call, device, dtype, fixable) if (device or dtype) else None
+
+
+def _kind_of(value: cst.BaseExpression) -> str | None:
+    """Whether a positional argument of `.to(...)` is a device or a dtype, when that is clear."""
+    text = code_of(value)
+    if text in _DTYPES:
+        return "dtype"
+    if isinstance(value, cst.SimpleString) or text.startswith("torch.device("):
+        return "device"
+    last = text.rsplit(".", 1)[-1].lower()
+    if "dtype" in last:
+        return "dtype"
+    if "device" in last or last in ("dev", "cuda", "gpu"):
+        return "device"
+    return None
+
+
+def _changes_tensor(factory_call: cst.Call, factory: str, moves: list[Conversion]) -> bool:
+    """Whether some conversion of the chain makes a new tensor (rather than returning itself).
+
+    Dtypes and devices are tracked as far as they are known; an unknown one never counts.
+    """
+    like = factory.endswith("_like")
+    dtype_kw = _keyword(factory_call, "dtype")
+    dtype = _dtype(code_of(dtype_kw)) if dtype_kw is not None else (None if like else "float32")
+    device_kw = _keyword(factory_call, "device")
+    device = _device(code_of(device_kw)) if device_kw is not None else (None if like else "cpu")
+    for move in moves:
+        if move.dtype is not None:
+            target = _dtype(move.dtype.replace(" ", ""))
+            if None not in (dtype, target) and target != dtype:
+                return True
+            dtype = target
+        if move.device is not None:
+            target = _device(move.device.replace(" ", ""))
+            # a device held in a variable is a move except when it happens to be the CPU
+            if device == "cpu" and target != "cpu":
+                return True
+            if None not in (device, target) and target != device:
+                return True
+            device = target
+    return False
+
+
+def _dtype(text: str) -> str | None:
+    return _DTYPES.get(text)
+
+
+def _device(text: str) -> str | None:
+    """`cpu`, `cuda` or `cuda:N` for a literal device, None for one held in a variable."""
+    for quote in "\"'":
+        text = text.replace(f"torch.device({quote}", quote)
+    text = text.rstrip(")").strip("\"'")
+    return text if text in ("cpu", "cuda") or text.startswith("cuda:") else None
+
+
+def _fix(
+    value: cst.Call,
+    factory_call: cst.Call,
+    factory: str,
+    moves: list[Conversion],
+    by_method: bool,
+) -> Rewrite | None:
+    if by_method:
+        return _requires_grad_last(value)
+    if not all(m.fixable for m in moves):
+        return None
+    keywords: dict[str, str] = {}
+    for move in moves:
+        for key, text in (("device", move.device), ("dtype", move.dtype)):
+            if text is not None:
+                keywords[key] = text
+    if any(_keyword(factory_call, key) is not None for key in keywords):
+        return None
+    new_args = [
+        cst.Arg(
+            value=cst.parse_expression(text),
+            keyword=cst.Name(key),
+            equal=cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""),
+                whitespace_after=cst.SimpleWhitespace(""),
+            ),
+            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+        )
+        for key, text in keywords.items()
+    ]
+    args = list(factory_call.args)
+    at = next(i for i, a in enumerate(args) if a.keyword and a.keyword.value == "requires_grad")
+    new_call = factory_call.with_changes(args=[*args[:at], *new_args, *args[at:]])
+    if "dtype" in keywords:
+        safe = factory in _SAME_VALUES_ANYWHERE
+    else:
+        safe = factory in _SAME_VALUES_ON_ANY_DEVICE
+    words = ", ".join(f"{k}={v}" for k, v in keywords.items())
+
+    def apply(module: cst.Module) -> cst.Module:
+        return module.deep_replace(value, new_call)  # type: ignore[return-value]
+
+    return Rewrite(
+        f"Create the tensor with `{words}` instead of converting it",
+        apply,
+        "safe" if safe else "unsafe",
+    )
+
+
+def _requires_grad_last(value: cst.Call) -> Rewrite:
+    """`torch.randn(3).requires_grad_().to(device)` -> `torch.randn(3).to(device).requires_grad_()`."""
+
+    class Move(cst.CSTTransformer):
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+            if _method(updated) == "requires_grad_" and isinstance(updated.func, cst.Attribute):
+                return updated.func.value
+            return updated
+
+    stripped = value.visit(Move())
+    assert isinstance(stripped, cst.BaseExpression)
+    new = cst.Call(func=cst.Attribute(value=stripped, attr=cst.Name("requires_grad_")))
+
+    def apply(module: cst.Module) -> cst.Module:
+        return module.deep_replace(value, new)  # type: ignore[return-value]
+
+    return Rewrite("Call `.requires_grad_()` after the conversion", apply, "safe")
+
+
+def _source(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+RULE = Rule(
+    code=CODE,
+    name="moved-leaf",
+    summary="A tensor made with `requires_grad=True` is moved or cast in the same expression",
+    fixable=True,
+    triggers=("requires_grad",),
+    docs=DOCS,
+    check=check,
+)
