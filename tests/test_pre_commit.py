@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ STALE = textwrap.dedent(
         opt.step()
     """
 )
+HOOKS = ("gradlint", "gradlint-fix")
 FIXED = STALE.replace("for x, y in batches:\n", "for x, y in batches:\n    opt.zero_grad()\n")
 
 
@@ -48,9 +51,8 @@ def git(*args: str, cwd: Path) -> str:
 def hooks_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This repository's working tree, untracked files included, committed in a copy.
 
-    try-repo on a repository with uncommitted changes commits only the tracked files (`git add
-    -u`) into a new temporary clone on every call, so each call would install gradlint again;
-    one snapshot shared by the tests is installed once.
+    try-repo on a repository with uncommitted changes would commit only its tracked files (`git
+    add -u`): a new module not yet added to git would be missing from the installed package.
     """
     listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=ROOT)
     snapshot = tmp_path_factory.mktemp("hooks-repository")
@@ -66,25 +68,6 @@ def hooks_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return snapshot
 
 
-@pytest.fixture(scope="module")
-def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pre-commit's cache of hook environments, kept apart from the user's."""
-    return tmp_path_factory.mktemp("pre-commit-home")
-
-
-@pytest.fixture
-def project(tmp_path: Path, hooks_repository: Path) -> Path:
-    """A user's repository: one buggy and one clean training script, and a config with a rev."""
-    git("init", "-q", cwd=tmp_path)
-    (tmp_path / "train.py").write_text(STALE)
-    (tmp_path / "clean.py").write_text(FIXED)
-    rev = git("rev-parse", "HEAD", cwd=hooks_repository)
-    (tmp_path / ".pre-commit-config.yaml").write_text(
-        f"repos:\n  - repo: {hooks_repository}\n    rev: {rev}\n    hooks:\n      - id: gradlint\n"
-    )
-    return tmp_path
-
-
 def pre_commit(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pre_commit", *args],
@@ -96,65 +79,92 @@ def pre_commit(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess
     )
 
 
-def try_repo(
-    hook: str, *files: str, cwd: Path, repository: Path, home: Path
-) -> subprocess.CompletedProcess[str]:
-    return pre_commit("try-repo", str(repository), hook, "--files", *files, cwd=cwd, home=home)
+def hook_output(stdout: str, name: str) -> str:
+    """One hook's status line and output, from pre-commit's report of several hooks."""
+    blocks = re.split(r"\n(?=\S[^\n]*\.{4,})", stdout)
+    found = [block for block in blocks if re.match(rf"{re.escape(name)}\.{{4,}}", block)]
+    assert len(found) == 1, stdout
+    return found[0]
 
 
-def test_check_hook_fails_on_the_stale_gradient(
-    project: Path, hooks_repository: Path, pre_commit_home: Path
-) -> None:
-    done = try_repo(
-        "gradlint",
-        "train.py",
-        "clean.py",
-        cwd=project,
-        repository=hooks_repository,
-        home=pre_commit_home,
+def project(folder: Path, hooks_repository: Path) -> Path:
+    """A user's repository: buggy and clean training scripts, and a config with a rev."""
+    folder.mkdir()
+    git("init", "-q", cwd=folder)
+    (folder / "train.py").write_text(STALE)
+    (folder / "clean.py").write_text(FIXED)
+    (folder / "untouched.py").write_text(STALE)
+    rev = git("rev-parse", "HEAD", cwd=hooks_repository)
+    hooks = "".join(f"      - id: {hook}\n" for hook in HOOKS)
+    (folder / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {hooks_repository}\n    rev: {rev}\n    hooks:\n{hooks}"
+    )
+    # tracked, so that pre-commit can see what a hook changed
+    git("add", "-A", cwd=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tried(tmp_path_factory: pytest.TempPathFactory, hooks_repository: Path) -> tuple[Path, str]:
+    """Every hook of the repository through `pre-commit try-repo` once (each call installs)."""
+    folder = project(tmp_path_factory.mktemp("tried") / "project", hooks_repository)
+    home = tmp_path_factory.mktemp("pre-commit-home")
+    done = pre_commit(
+        "try-repo", str(hooks_repository), "--files", "train.py", "clean.py", cwd=folder, home=home
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "- hook id: gradlint\n" in done.stdout
-    assert "train.py:7:5: GL001 `loss.backward()` adds onto gradient" in done.stdout
-    assert "clean.py:" not in done.stdout
-    assert (project / "train.py").read_text() == STALE
+    return folder, done.stdout
 
 
-def test_check_hook_passes_the_clean_file_and_lints_only_the_files_given(
-    project: Path, hooks_repository: Path, pre_commit_home: Path
-) -> None:
-    # train.py is buggy but not given: the hook must not look at it
-    done = try_repo(
-        "gradlint", "clean.py", cwd=project, repository=hooks_repository, home=pre_commit_home
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Passed" in done.stdout and "GL001" not in done.stdout
+@pytest.fixture(scope="module")
+def configured(
+    tmp_path_factory: pytest.TempPathFactory, hooks_repository: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`pre-commit run` in a project whose config names the hooks with a rev, as the README shows;
+    the environment is installed once into a cache of the module's own."""
+    folder = project(tmp_path_factory.mktemp("configured") / "project", hooks_repository)
+    home = tmp_path_factory.mktemp("pre-commit-home")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return pre_commit("run", *args, cwd=folder, home=home)
+
+    return run
 
 
-def test_fix_hook_rewrites_the_file(
-    project: Path, hooks_repository: Path, pre_commit_home: Path
-) -> None:
-    done = try_repo(
-        "gradlint-fix",
-        "train.py",
-        "clean.py",
-        cwd=project,
-        repository=hooks_repository,
-        home=pre_commit_home,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "- hook id: gradlint-fix\n" in done.stdout
-    assert "- files were modified by this hook" in done.stdout
-    fixed = (project / "train.py").read_text()
+def test_check_hook_fails_on_the_stale_gradient(tried: tuple[Path, str]) -> None:
+    folder, stdout = tried
+    output = hook_output(stdout, "gradlint")
+    assert "Failed\n- hook id: gradlint\n" in output
+    assert "\ntrain.py:7:5: GL001 `loss.backward()` adds onto gradient" in output
+    assert "clean.py:" not in output
+    # the hook lints exactly the files it is given
+    assert "untouched.py" not in stdout
+    assert (folder / "untouched.py").read_text() == STALE
+
+
+def test_fix_hook_rewrites_the_file(tried: tuple[Path, str]) -> None:
+    folder, stdout = tried
+    output = hook_output(stdout, "gradlint (fix)")
+    assert "- hook id: gradlint-fix\n" in output
+    assert "- files were modified by this hook" in output
+    fixed = (folder / "train.py").read_text()
     assert fixed == FIXED
-    assert fixed.index("zero_grad()") < fixed.index("loss = ") < fixed.index("backward()")
-    assert (project / "clean.py").read_text() == FIXED
+    assert fixed.index("    opt.zero_grad()") < fixed.index("loss = ") < fixed.index("backward()")
+    assert (folder / "clean.py").read_text() == FIXED
 
 
-def test_config_with_a_rev_runs_the_hook(
-    project: Path, hooks_repository: Path, pre_commit_home: Path
+def test_clean_file_passes_both_hooks(
+    configured: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    # the form the README shows; it shares the environment try-repo installed
-    done = pre_commit("run", "--files", "train.py", "clean.py", cwd=project, home=pre_commit_home)
+    done = configured("--files", "clean.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Passed" in hook_output(done.stdout, "gradlint (fix)")
+    assert "GL0" not in done.stdout
+
+
+def test_configured_hook_reports_the_finding(
+    configured: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    done = configured("gradlint", "--files", "train.py", "clean.py")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "train.py:7:5: GL001 " in done.stdout and "clean.py:" not in done.stdout
+    assert "\ntrain.py:7:5: GL001 " in done.stdout and "clean.py:" not in done.stdout

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from gradlint.discover import discover
-from gradlint.engine import Settings, lint_path
+from gradlint.batch import lint_path
+from gradlint.config import Settings
 
 ROOT = Path(__file__).parent.parent
 REVIEW = json.loads((ROOT / "tests" / "realcode" / "reviewed.json").read_text(encoding="utf-8"))

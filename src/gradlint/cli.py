@@ -7,10 +7,12 @@ import sys
 import click
 
 from gradlint import __version__
+from gradlint.batch import DEFAULT_TIMEOUT, Options, Task, default_jobs, lint_files
+from gradlint.cache import DEFAULT_DIR, Cache
 from gradlint.config import Config, ConfigError, Selection, load_config, unknown_codes
 from gradlint.diagnostics import Diagnostic
 from gradlint.discover import discover
-from gradlint.engine import FileResult, lint_path, lint_source
+from gradlint.engine import FileResult, lint_source
 from gradlint.report import FORMATS, format_option
 from gradlint.report.full import diff
 from gradlint.rules import RULES
@@ -57,6 +59,29 @@ def main() -> None:
     is_flag=True,
     help="Skip excluded paths even when given by name (for pre-commit and editors).",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Worker processes (default 0: one per core).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to spend on one file before reporting it (GL902); 0 for no limit.",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    envvar="GRADLINT_CACHE_DIR",
+    default=DEFAULT_DIR,
+    show_default=True,
+    help="Where findings of unchanged files are kept (env: GRADLINT_CACHE_DIR).",
+)
 def check(
     paths: tuple[str, ...],
     select: tuple[str, ...],
@@ -71,6 +96,10 @@ def check(
     config_file: str | None,
     isolated: bool,
     force_exclude: bool,
+    jobs: int,
+    timeout: float,
+    no_cache: bool,
+    cache_dir: str,
 ) -> None:
     """Lint PATHS (files or folders; `-` reads standard input)."""
     config = _config(
@@ -78,7 +107,16 @@ def check(
     )
     fixing = fix or show_diff
     with_fixes = output_format in ("full", "json", "sarif")
+    options = Options(
+        fix=fixing,
+        with_fixes=with_fixes,
+        write=not show_diff,
+        jobs=jobs or default_jobs(),
+        timeout=timeout or None,
+        cache=None if no_cache else Cache(cache_dir),
+    )
     results: list[FileResult] = []
+    tasks: list[Task] = []
     for path in paths or (".",):
         if path == "-":
             name = stdin_filename or "-"
@@ -97,13 +135,9 @@ def check(
             if candidate.problem is not None:
                 problem = Diagnostic("GL901", candidate.path, 1, 1, candidate.problem)
                 results.append(FileResult(candidate.path, [problem]))
-                continue
-            settings = config.settings_for(candidate.path)
-            results.append(
-                lint_path(
-                    candidate.path, settings, fix=fixing, with_fixes=with_fixes, write=not show_diff
-                )
-            )
+            else:
+                tasks.append(Task(candidate.path, config.settings_for(candidate.path)))
+    results.extend(lint_files(tasks, options))
     diagnostics = sorted(
         (d for r in results for d in r.diagnostics if _shown(d, config)), key=lambda d: d.sort_key
     )
@@ -183,6 +217,20 @@ def _summary(
         )
     else:
         err.write(f"All checks passed ({len(results)} file{'s' if len(results) != 1 else ''}).\n")
+
+
+@main.command()
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    envvar="GRADLINT_CACHE_DIR",
+    default=DEFAULT_DIR,
+    show_default=True,
+)
+def clean(cache_dir: str) -> None:
+    """Remove the cache folder."""
+    removed = Cache(cache_dir).clear()
+    click.echo(f"Removed {cache_dir}" if removed else f"No cache at {cache_dir}", err=True)
 
 
 @main.command()

@@ -55,7 +55,12 @@ def _triggered(rule: Rule, text: str) -> bool:
     return any(_pattern(trigger).search(text) for trigger in rule.triggers)
 
 
-@functools.lru_cache(maxsize=None)
+def triggered(text: str, settings: Settings) -> bool:
+    """Whether any enabled rule may report something in this text (else it is not parsed)."""
+    return any(_triggered(RULES[code], text) for code in settings.codes if code in RULES)
+
+
+@functools.cache
 def _pattern(trigger: str) -> re.Pattern[str]:
     return re.compile(trigger)
 
@@ -253,7 +258,7 @@ def lint_source(
     try:
         source = decode(path, data)
     except UnreadableSource as error:
-        return FileResult(path, [_input_problem("GL901", path, 1, 1, str(error))])
+        return FileResult(path, [input_problem("GL901", path, 1, 1, str(error))])
     text = source.text
     try:
         if fix:
@@ -267,36 +272,18 @@ def lint_source(
         message = f"cannot parse: {error.message}"
         return FileResult(
             path,
-            [_input_problem("GL900", path, error.raw_line, error.raw_column + 1, message)],
+            [input_problem("GL900", path, error.raw_line, error.raw_column + 1, message)],
             text,
         )
     except RecursionError:
         message = "cannot parse: nesting too deep for the parser"
-        return FileResult(path, [_input_problem("GL900", path, 1, 1, message)], text)
+        return FileResult(path, [input_problem("GL900", path, 1, 1, message)], text)
     except Exception as error:  # noqa: BLE001 -- one file's failure must not end the run
         message = f"internal error ({type(error).__name__}: {error}); please report this file"
         return FileResult(
-            path, [_input_problem("GL999", path, 1, 1, message)], text, internal_error=True
+            path, [input_problem("GL999", path, 1, 1, message)], text, internal_error=True
         )
 
 
-def lint_path(
-    path: str, settings: Settings, fix: bool = False, with_fixes: bool = False, write: bool = True
-) -> FileResult:
-    """`fix` computes the fixes; they are written to the file unless `write` is False."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        reason = error.strerror or str(error)
-        return FileResult(
-            path, [_input_problem("GL901", path, 1, 1, f"cannot read file: {reason}")]
-        )
-    result = lint_source(path, data, settings, fix=fix, with_fixes=with_fixes)
-    if write and result.fixed_data is not None:
-        result.written = fixes.write_atomically(path, data, result.fixed_data)
-    return result
-
-
-def _input_problem(code: str, path: str, line: int, col: int, message: str) -> Diagnostic:
+def input_problem(code: str, path: str, line: int, col: int, message: str) -> Diagnostic:
     return Diagnostic(code, path, max(line, 1), max(col, 1), message)

@@ -19,7 +19,15 @@ from gradlint import __version__
 
 # A word that every rule's trigger patterns require (tests check each registered rule): a file
 # with none of them has nothing to report, and the engine's import is skipped.
-TRIGGERS: tuple[str, ...] = ("backward", "clip_grad", "Variable")
+TRIGGERS: tuple[str, ...] = (
+    "backward",
+    "clip_grad",
+    "Variable",
+    "requires_grad",
+    "Parameter",
+    "parameters",
+    "zero_",
+)
 
 
 class Plugin:

@@ -9,16 +9,18 @@ step: the rules cannot order what happens inside it, so they stay silent when it
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of, dotted, last_name, walk
+from gradlint.analysis.syntax import assigned_targets, children, code_of, dotted, last_name, walk
 
 _CLIP_FUNCTIONS = frozenset({"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"})
 # torch.nn.utils.clip_grad_norm_, nn.utils..., utils.clip_grad.clip_grad_value_, ...
-_CLIP_PATH = re.compile(r"^(?:torch\.)?(?:nn\.)?utils(?:\.clip_grad)?\.clip_grad_(?:norm_?|value_)$")
+_CLIP_PATH = re.compile(
+    r"^(?:torch\.)?(?:nn\.)?utils(?:\.clip_grad)?\.clip_grad_(?:norm_?|value_)$"
+)
 _SCALER_CLASSES = frozenset({"GradScaler", "ShardedGradScaler"})
 _NO_GRAD = frozenset({"no_grad", "inference_mode"})
 
@@ -45,7 +47,7 @@ class Step:
 
 def sequences(module: cst.Module) -> Iterator[list[Step]]:
     """Every block of the module as a straight line of steps."""
-    pending = [list(module.body)]
+    pending: list[list[cst.BaseStatement]] = [list(module.body)]
     while pending:
         block = pending.pop()
         yield list(_flatten(block, (), ()))
@@ -276,3 +278,99 @@ class _Remove(cst.CSTTransformer):
             return updated
         kept = [new for old, new in zip(originals, updated.body) if old is not self.old]
         return updated.with_changes(body=kept or [cst.SimpleStatementLine([cst.Pass()])])
+
+
+# What a tensor's graph holds: the forward calls (by node id) that built it, and their models.
+Graph = frozenset[tuple[int, str]]
+UNKNOWN: Graph = frozenset({(0, "?")})  # built by code gradlint cannot read
+_CUTS = frozenset({"detach", "item", "tolist", "numpy", "data"})
+
+
+class Graphs:
+    """Which forward calls each local name's graph goes through, read along one block."""
+
+    def __init__(self, is_forward: Callable[[str], str | None]):
+        self.is_forward = is_forward  # callee -> model name, or None if not a forward
+        self.names: dict[str, Graph] = {}
+
+    def of(self, node: cst.CSTNode) -> Graph:
+        if isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _CUTS:
+                return frozenset()
+            found: set[tuple[int, str]] = set()
+            callee = dotted(func)
+            model = self.is_forward(callee) if callee is not None else None
+            if model is not None:
+                found.add((id(node), model))
+            elif isinstance(func, cst.Attribute):
+                found |= self.of(func.value)
+            for arg in node.args:
+                found |= self.of(arg.value)
+            return frozenset(found)
+        if isinstance(node, cst.Attribute) and node.attr.value in _CUTS:
+            return frozenset()
+        name = dotted(node)
+        if name is not None and (name in self.names or "." not in name):
+            return self.names.get(name, frozenset())
+        if isinstance(node, (cst.Lambda, cst.BaseComp)):
+            return UNKNOWN
+        found = set()
+        for child in children(node):
+            found |= self.of(child)
+        return frozenset(found)
+
+    def read(self, step: Step) -> None:
+        """Update the names the step binds."""
+        if step.opaque:
+            for name in assigned_targets(step.node):
+                self.names[name] = UNKNOWN
+            return
+        node = step.node
+        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)) and node.value is not None:
+            graph = frozenset() if step.under_no_grad() else self.of(node.value)
+            targets = (
+                [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            )
+            for target in targets:
+                for name in _bound(target):
+                    if isinstance(node, cst.AugAssign):
+                        self.names[name] = self.names.get(name, frozenset()) | graph
+                    else:
+                        self.names[name] = graph
+        else:
+            for name in assigned_targets(node):  # walrus and the like
+                self.names[name] = UNKNOWN
+
+
+def _bound(target: cst.CSTNode) -> list[str]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for e in target.elements for n in _bound(e.value)]
+    if isinstance(target, cst.StarredElement):
+        return _bound(target.value)
+    name = dotted(target)
+    return [name] if name is not None else []
+
+
+def backward_loss(call: cst.Call) -> cst.BaseExpression | None:
+    """The tensor a backward call starts from: `loss` of `loss.backward()`,
+    `scaler.scale(loss).backward()`, `torch.autograd.backward(loss)`, `accelerator.backward(loss)`."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or func.attr.value != "backward":
+        return None
+    receiver = func.value
+    if isinstance(receiver, cst.Call):
+        inner = receiver.func
+        if isinstance(inner, cst.Attribute) and inner.attr.value == "scale" and receiver.args:
+            return receiver.args[0].value
+        return receiver
+    provider = last_name(receiver)
+    if provider in ("autograd", "accelerator", "fabric", "engine") and call.args:
+        return call.args[0].value
+    return receiver
+
+
+def compatible(first: Step, second: Step) -> bool:
+    """Both steps run on the same pass: the conditions of one include the other's."""
+    a, b = first.conditions, second.conditions
+    return a == b[: len(a)] or b == a[: len(b)]

@@ -19,7 +19,6 @@ from gradlint.analysis.syntax import code_of, dotted, names_in
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 
-
 def check(context: Context) -> Iterator[Violation]:
     known = scalers(context.module)
     if not known:
@@ -131,9 +130,7 @@ def _violation(
     )
 
 
-def _insert_unscale(
-    module: cst.Module, line: cst.BaseStatement, code: str
-) -> cst.Module | None:
+def _insert_unscale(module: cst.Module, line: cst.BaseStatement, code: str) -> cst.Module | None:
     if not isinstance(line, cst.SimpleStatementLine):
         return None
     unscale = cst.parse_statement(code + "\n")

@@ -35,10 +35,10 @@ or because the block steps only one optimizer. A call that receives the optimize
 
 ## Why is this bad?
 Clipping bounds the gradient the update uses. Clipped too early, the new gradient is never
-clipped; clipped after the step, the clip has no effect on it (or, without a reset, it
-clips the next iteration's accumulation in the middle). Clipped per micro-batch, each clip
-bounds a partial sum: the accumulated gradient can reach k times the threshold, and a large
-micro-batch is shrunk while the small ones are not. Training goes on with no error.
+clipped; clipped after the step, the update already used the unclipped gradient. Clipped
+per micro-batch, each clip shrinks the partial sum accumulated so far: the first
+micro-batches are shrunk again by every later clip and the update leans toward the last
+ones, in neither the direction nor the norm of the clipped full gradient. Training goes on with no error.
 
 ## Example
 ```python
@@ -222,8 +222,8 @@ def _per_micro_batch(
         clip,
         update,
         f"runs on every micro-batch while `{_label(update)}` (line {_line(context, update)}) "
-        f"runs only when `{cst.Module([]).code_for_node(gate.test)}`: each clip bounds a partial sum of the "
-        "accumulated gradient, not the gradient the update uses",
+        f"runs only when `{cst.Module([]).code_for_node(gate.test)}`: each clip shrinks the "
+        "partial sum so far, so the first micro-batches are shrunk again by every later clip",
     )
 
 
@@ -249,8 +249,10 @@ def _violation(context: Context, clip: _Event, update: _Event, problem: str) -> 
         RULE.code,
         clip.call,
         f"`{name}` {problem}; clip once, directly before the update",
-        trail=(f"{name}(...) at line {_line(context, clip)}", f"{_label(update)} at line "
-               f"{_line(context, update)}"),
+        trail=(
+            f"{name}(...) at line {_line(context, clip)}",
+            f"{_label(update)} at line {_line(context, update)}",
+        ),
         fix=fix,
     )
 
@@ -287,7 +289,7 @@ class _MoveBefore(cst.CSTTransformer):
             if old is self.moved:
                 continue
             if old is self.anchor:
-                comments = [ln for ln in self.moved.leading_lines if ln.comment is not None]
+                comments = [ln for ln in _leading(self.moved) if ln.comment is not None]
                 out.append(self.moved.with_changes(leading_lines=comments))
             out.append(new)
         return out
@@ -300,6 +302,10 @@ class _MoveBefore(cst.CSTTransformer):
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         return updated.with_changes(body=self._body(original, updated))
+
+
+def _leading(statement: cst.BaseStatement) -> list[cst.EmptyLine]:
+    return list(getattr(statement, "leading_lines", ()))
 
 
 RULE = Rule(

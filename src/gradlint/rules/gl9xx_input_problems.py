@@ -48,3 +48,22 @@ The file was not analysed, so a bug in it may have gone unreported.
 No fix. Please report the file (or a reduced version of it) to gradlint's issue tracker.
 """,
 )
+
+GL902 = Rule(
+    code="GL902",
+    name="analysis-limit",
+    summary="The file is too large or took too long to analyse; it was not analysed",
+    docs="""## What it does
+Reports a file whose analysis went over the time limit (`--timeout`, 30 seconds by default)
+or that is larger than gradlint analyses (10 MB of source), so that one pathological file
+(generated code, a vendored data table) cannot hang a CI gate or pre-commit. The other files
+are still linted.
+
+## Why is this bad?
+The file was not analysed, so a bug in it may have gone unreported.
+
+## Fix safety
+No fix. Raise `--timeout` for the file, exclude it, or report it if an ordinary training script
+takes this long.
+""",
+)
