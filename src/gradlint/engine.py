@@ -51,18 +51,24 @@ _OTHER_FRAMEWORK = re.compile(
 _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 
+# GL001/GL002 need a backward call, not only the word (in a docstring or a callback's name)
+_BACKWARD_CALL = re.compile(r"backward\s*\(")
+
+
 def _triggered(rule: Rule, text: str) -> bool:
-    return any(_pattern(trigger).search(text) for trigger in rule.triggers)
+    if not any(trigger in text for trigger in rule.triggers):
+        return False
+    return rule.code not in FLOW_CODES or _BACKWARD_CALL.search(text) is not None
 
 
 def triggered(text: str, settings: Settings) -> bool:
     """Whether any enabled rule may report something in this text (else it is not parsed)."""
-    return any(_triggered(RULES[code], text) for code in settings.codes if code in RULES)
+    return any(_triggered(rule, text) for rule in _enabled(settings))
 
 
 @functools.cache
-def _pattern(trigger: str) -> re.Pattern[str]:
-    return re.compile(trigger)
+def _enabled(settings: Settings) -> tuple[Rule, ...]:
+    return tuple(RULES[code] for code in settings.codes if code in RULES)
 
 
 def analyse(text: str, settings: Settings | None = None) -> Analysis:
@@ -71,7 +77,7 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
     A file is parsed only when an enabled rule's trigger words occur in it.
     """
     settings = settings or Settings()
-    enabled = [RULES[code] for code in settings.codes if code in RULES]
+    enabled = _enabled(settings)
     flow = any(r.code in FLOW_CODES and _triggered(r, text) for r in enabled)
     checks = [r for r in enabled if r.check is not None and _triggered(r, text)]
     if not (flow or checks) or (_OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)):

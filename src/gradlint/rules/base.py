@@ -77,9 +77,9 @@ class Rule:
     summary: str
     docs: str  # sections: What it does / Why is this bad? / Example / Use instead / Fix safety
     fixable: bool = False
-    # regular expressions of which every finding needs one in the source text; a file that
-    # matches none is not parsed (the default: a call of backward)
-    triggers: tuple[str, ...] = (r"backward\s*\(",)
+    # words of which every finding needs one in the source text; a file that contains none is
+    # not parsed (GL001/GL002 also need `backward` to be called)
+    triggers: tuple[str, ...] = ("backward",)
     check: Check | None = None  # None: the rule's findings come from the path analysis (flow)
 
 
