@@ -9,6 +9,7 @@ the number of files and lines per package.
     python benchmarks/corpus.py            # fetch what is missing, print the counts
     python benchmarks/corpus.py --list     # print the pinned set only
     python benchmarks/corpus.py --force    # extract again (downloads are still reused)
+    python benchmarks/corpus.py --only torch,d2l   # just these (any pin, benchmark-only too)
 
 Standard library only; pip is run as a subprocess of the current interpreter.
 """
@@ -37,17 +38,28 @@ PINNED: list[tuple[str, str]] = [
     ("transformers", "5.23.0"),
     ("sentence-transformers", "6.2.0"),
 ]
+# Fetched only when asked for by name (the speed benchmark's large corpus). They go to their own
+# folder because the real-code test lints every folder of SOURCES.
+BENCHMARK_ONLY: list[tuple[str, str]] = [
+    ("torch", "2.13.0"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / ".corpus"
 DOWNLOADS = CORPUS / "downloads"
 SOURCES = CORPUS / "src"
+BENCHMARK_SOURCES = CORPUS / "bench-src"
 DONE_MARKER = ".extracted"  # written last: its presence means the extraction finished
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _same_release(found: str, pinned: str) -> bool:
+    """A wheel's version may carry a local label (torch's 2.13.0+cpu is release 2.13.0)."""
+    return found == pinned or found.startswith(pinned + "+")
 
 
 def find_archive(package: str, version: str) -> Path | None:
@@ -62,7 +74,7 @@ def find_archive(package: str, version: str) -> Path | None:
             if (
                 len(parts) >= 2
                 and canonical(parts[0]) == canonical(package)
-                and parts[1] == version
+                and _same_release(parts[1], version)
             ):
                 wheels.append(path)
         else:
@@ -139,8 +151,33 @@ def _members(archive: Path):
                         yield target, handle.read()
 
 
+def destination_of(package: str, version: str) -> Path:
+    """Where package==version is extracted to."""
+    folder = BENCHMARK_SOURCES if (package, version) in BENCHMARK_ONLY else SOURCES
+    return folder / f"{package}-{version}"
+
+
+def select(names: list[str]) -> list[tuple[str, str]]:
+    """The pins (benchmark-only ones included) of the named packages, in the order named."""
+    by_name = {canonical(p): (p, v) for p, v in PINNED + BENCHMARK_ONLY}
+    unknown = [n for n in names if canonical(n) not in by_name]
+    if unknown:
+        raise SystemExit(f"not pinned: {', '.join(unknown)}")
+    return [by_name[canonical(n)] for n in names]
+
+
+def fetch(package: str, version: str, force: bool = False) -> tuple[Path, str]:
+    """The extracted folder of package==version, fetched if missing, and what was done."""
+    destination = destination_of(package, version)
+    if not force and (destination / DONE_MARKER).exists():
+        return destination, "already extracted"
+    archive = download(package, version)
+    extract(package, version, archive)
+    return destination, f"extracted from {archive.name}"
+
+
 def extract(package: str, version: str, archive: Path) -> Path:
-    destination = SOURCES / f"{package}-{version}"
+    destination = destination_of(package, version)
     if destination.exists():
         shutil.rmtree(destination)
     destination.mkdir(parents=True)
@@ -167,22 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="print the pinned set and exit")
     parser.add_argument("--force", action="store_true", help="extract again even if present")
+    parser.add_argument("--only", metavar="NAMES", help="comma-separated packages to fetch")
     args = parser.parse_args(argv)
+    pins = select(args.only.split(",")) if args.only else PINNED
 
     if args.list:
-        for package, version in PINNED:
+        for package, version in pins:
             print(f"{package}=={version}")
         return 0
 
     rows = []
-    for package, version in PINNED:
-        destination = SOURCES / f"{package}-{version}"
-        if args.force or not (destination / DONE_MARKER).exists():
-            archive = download(package, version)
-            extract(package, version, archive)
-            status = f"extracted from {archive.name}"
-        else:
-            status = "already extracted"
+    for package, version in pins:
+        destination, status = fetch(package, version, args.force)
         files, lines = count(destination)
         rows.append((f"{package}-{version}", files, lines, status))
 
@@ -194,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     total_lines = sum(r[2] for r in rows)
     print(f"{'total':<{width}}  {total_files:>6}  {total_lines:>9}")
     print(f"sources: {SOURCES.relative_to(ROOT)}/")
+    if any(pin in BENCHMARK_ONLY for pin in pins):
+        print(f"benchmark-only sources: {BENCHMARK_SOURCES.relative_to(ROOT)}/")
     return 0
 
 

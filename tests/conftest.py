@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from click import testing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -13,6 +17,16 @@ _RUNTIME_ONLY = re.compile(r"#.*\bruntime:\s*(GL\d{3})\s*\(")
 # `# runtime: raises RuntimeError: text`: the script ends with this exception (its message contains
 # the text); the GL1xx rules about errors autograd raises are confirmed this way
 _RUNTIME_RAISES = re.compile(r"^# runtime: raises (\w+)(?::\s*(.+))?$", re.MULTILINE)
+
+
+class CliRunner(testing.CliRunner):
+    """click's test runner with stdout and stderr apart on every click gradlint supports: click 8.2
+    always keeps them apart, click 8.0 and 8.1 only when asked."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        if "mix_stderr" in inspect.signature(testing.CliRunner.__init__).parameters:
+            kwargs.setdefault("mix_stderr", False)
+        super().__init__(**kwargs)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import FIXTURES, CliRunner
 
 from gradlint.cli import main
 
@@ -110,7 +110,7 @@ def test_select_and_ignore(runner, project):
 def test_unknown_code_is_a_usage_error(runner, project):
     result = runner.invoke(main, ["check", "--select", "XY123", "stale.py"])
     assert result.exit_code == 2
-    assert "XY123" in result.output
+    assert "XY123" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -209,3 +209,14 @@ def test_rule_docs(runner):
         assert section in result.stdout
     listing = runner.invoke(main, ["rules"]).stdout
     assert "GL001" in listing and "GL002" in listing
+
+
+def test_unsafe_fixes_are_applied_only_when_asked_for(tmp_path):
+    source = (FIXTURES / "GL106" / "aux_loss_second_backward.py").read_text(encoding="utf-8")
+    script = tmp_path / "train.py"
+    script.write_text(source, encoding="utf-8")
+    runner = CliRunner()
+    runner.invoke(main, ["check", "--fix", "--no-cache", str(script)])
+    assert script.read_text(encoding="utf-8") == source  # GL106's fix is unsafe
+    runner.invoke(main, ["check", "--fix", "--unsafe-fixes", "--no-cache", str(script)])
+    assert "retain_graph=True" in script.read_text(encoding="utf-8")

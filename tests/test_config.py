@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import CliRunner
 
 from gradlint.cli import main
 from gradlint.config import Selection, Settings, resolve

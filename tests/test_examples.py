@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from click.testing import CliRunner
+from conftest import CliRunner
 
 from gradlint.cli import main
 

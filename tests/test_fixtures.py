@@ -35,13 +35,27 @@ def test_folder_matches_expectations(fixture: Fixture):
 FIXABLE = [f for f in ALL if f.fixed_path.exists()]
 
 
+ALL_FIXES = Settings(unsafe_fixes=True)
+
+
 @pytest.mark.parametrize("fixture", FIXABLE, ids=lambda f: f.id)
 def test_fix_is_byte_exact_and_idempotent(fixture: Fixture):
-    fixed, count = fix_text(fixture.text, Settings())
+    fixed, count = fix_text(fixture.text, ALL_FIXES)
     assert count >= 1
     assert fixed == fixture.fixed_path.read_text(encoding="utf-8")
-    again, count_again = fix_text(fixed, Settings())
+    again, count_again = fix_text(fixed, ALL_FIXES)
     assert (again, count_again) == (fixed, 0)
+
+
+@pytest.mark.parametrize("fixture", FIXABLE, ids=lambda f: f.id)
+def test_unsafe_fixes_need_to_be_asked_for(fixture: Fixture):
+    found = lint_text(str(fixture.path), fixture.text, Settings(), with_fixes=True)
+    safe = [d for d in found if d.fix is not None and d.fix.applicability == "safe"]
+    fixed, count = fix_text(fixture.text, Settings())
+    if not safe:
+        assert (fixed, count) == (fixture.text, 0)
+    else:
+        assert count >= 1
 
 
 @pytest.mark.parametrize("fixture", FIXABLE, ids=lambda f: f.id)

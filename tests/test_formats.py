@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
+from conftest import CliRunner
 
 from gradlint.cli import main
 from gradlint.diagnostics import Diagnostic

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from click.testing import CliRunner
+from conftest import CliRunner
 
 from gradlint.cli import main
 from gradlint.config import Settings

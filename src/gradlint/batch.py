@@ -23,7 +23,7 @@ from gradlint import fixes
 from gradlint.cache import Cache
 from gradlint.config import Settings
 from gradlint.engine import FileResult, input_problem, lint_source, triggered
-from gradlint.source import UnreadableSource, decode
+from gradlint.source import UnreadableSource, decode, too_deeply_nested
 
 MAX_BYTES = 10 * 1024 * 1024  # larger files are reported (GL902), not analysed
 DEFAULT_TIMEOUT = 30.0
@@ -106,6 +106,10 @@ def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, 
         return FileResult(path, [input_problem("GL901", path, 1, 1, str(error))]), data
     if not triggered(text, task.settings):
         return FileResult(path, []), data
+    position = too_deeply_nested(text)
+    if position is not None:
+        message = "cannot parse: nesting too deep for the parser"
+        return FileResult(path, [input_problem("GL900", path, *position, message)], text), data
     return None, data
 
 
@@ -123,12 +127,19 @@ def _run(
             try:
                 yield future.result()
             except BrokenProcessPool:
-                # a worker died (killed, out of memory, a crash in native code): say which
-                # files were not analysed rather than ending the run
-                message = "internal error (the worker process linting this file died); please report this file"
-                yield FileResult(
-                    item[0], [input_problem("GL999", item[0], 1, 1, message)], internal_error=True
-                )
+                # a worker died (killed, out of memory, a crash in native code) and the pool's
+                # unfinished files with it: lint each of those alone, so only the culprit is lost
+                yield _alone(item, context)
+
+
+def _alone(item: tuple[str, bytes, Settings, Options], context: object) -> FileResult:
+    path = item[0]
+    try:
+        with ProcessPoolExecutor(1, mp_context=context) as pool:  # type: ignore[arg-type]
+            return pool.submit(_lint_one, *item).result()
+    except BrokenProcessPool:
+        message = "internal error (the worker process linting this file died); please report this file"
+        return FileResult(path, [input_problem("GL999", path, 1, 1, message)], internal_error=True)
 
 
 class _TimeLimit(BaseException):

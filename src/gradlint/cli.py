@@ -60,6 +60,11 @@ def main() -> None:
     help="Skip excluded paths even when given by name (for pre-commit and editors).",
 )
 @click.option(
+    "--unsafe-fixes",
+    is_flag=True,
+    help="With --fix or --diff, also apply fixes that may change behaviour.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=0),
@@ -96,6 +101,7 @@ def check(
     config_file: str | None,
     isolated: bool,
     force_exclude: bool,
+    unsafe_fixes: bool,
     jobs: int,
     timeout: float,
     no_cache: bool,
@@ -103,7 +109,15 @@ def check(
 ) -> None:
     """Lint PATHS (files or folders; `-` reads standard input)."""
     config = _config(
-        paths, stdin_filename, config_file, isolated, force_exclude, select, extend_select, ignore
+        paths,
+        stdin_filename,
+        config_file,
+        isolated,
+        force_exclude,
+        unsafe_fixes,
+        select,
+        extend_select,
+        ignore,
     )
     fixing = fix or show_diff
     with_fixes = output_format in ("full", "json", "sarif")
@@ -167,6 +181,7 @@ def _config(
     config_file: str | None,
     isolated: bool,
     force_exclude: bool,
+    unsafe_fixes: bool,
     select: tuple[str, ...],
     extend_select: tuple[str, ...],
     ignore: tuple[str, ...],
@@ -186,6 +201,7 @@ def _config(
             isolated=isolated,
             cli=cli,
             force_exclude=force_exclude,
+            unsafe_fixes=unsafe_fixes,
         )
     except ConfigError as error:
         problem = click.ClickException(str(error))

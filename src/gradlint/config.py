@@ -26,6 +26,7 @@ KEYS = (
     "extend-exclude",
     "per-file-ignores",
     "force-exclude",
+    "unsafe-fixes",
 )
 # Findings about the input (syntax error, unreadable file) are shown even when not selected,
 # unless ignored: a file that was not analysed must not pass silently.
@@ -42,6 +43,7 @@ class Settings:
 
     select: tuple[str, ...] = ("GL",)
     ignore: tuple[str, ...] = ()
+    unsafe_fixes: bool = False  # `--fix` also applies fixes that may change behaviour
 
     def enabled(self, code: str) -> bool:
         return bool(select_codes([code], self.select, self.ignore))
@@ -98,6 +100,7 @@ class Config:
     exclude: PathGlobs = DEFAULT_EXCLUSION
     per_file_ignores: tuple[tuple[PathGlobs, tuple[str, ...]], ...] = ()
     force_exclude: bool = False
+    unsafe_fixes: bool = False
 
     def settings_for(self, path: str) -> Settings:
         """The codes reported for `path`: per-file-ignores win over any selection."""
@@ -108,7 +111,8 @@ class Config:
             for prefix in prefixes
         )
         return Settings(
-            select=tuple(c for c in self.codes if not any(c.startswith(p) for p in ignored))
+            select=tuple(c for c in self.codes if not any(c.startswith(p) for p in ignored)),
+            unsafe_fixes=self.unsafe_fixes,
         )
 
     def excluded(self, path: str) -> bool:
@@ -123,6 +127,7 @@ def load_config(
     isolated: bool = False,
     cli: Selection | None = None,
     force_exclude: bool = False,
+    unsafe_fixes: bool = False,
 ) -> Config:
     """The run's Config: `config_file`, else the nearest pyproject.toml with a
     `[tool.gradlint]` table above the folder holding all `paths`, then the CLI options."""
@@ -133,7 +138,7 @@ def load_config(
     elif not isolated:
         found = _nearest(_common_folder(paths))
     if found is None:
-        return Config(codes=resolve([cli]), force_exclude=force_exclude)
+        return Config(codes=resolve([cli]), force_exclude=force_exclude, unsafe_fixes=unsafe_fixes)
     source, table = found
     base = os.path.dirname(os.path.abspath(source))
     unknown = [key for key in table if key not in KEYS]
@@ -151,9 +156,7 @@ def load_config(
     per_file = table.get("per-file-ignores", {})
     if not isinstance(per_file, dict):
         raise ConfigError(f"{source}: `per-file-ignores` must be a table of glob = [codes]")
-    file_force_exclude = table.get("force-exclude", False)
-    if not isinstance(file_force_exclude, bool):
-        raise ConfigError(f"{source}: `force-exclude` must be true or false")
+    file_force_exclude, file_unsafe_fixes = (_flag(table, key, source) for key in FLAGS)
     return Config(
         source=source,
         codes=resolve([file_selection, cli]),
@@ -163,7 +166,18 @@ def load_config(
             for glob in per_file
         ),
         force_exclude=force_exclude or file_force_exclude,
+        unsafe_fixes=unsafe_fixes or file_unsafe_fixes,
     )
+
+
+FLAGS = ("force-exclude", "unsafe-fixes")
+
+
+def _flag(table: dict[str, Any], key: str, source: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: `{key}` must be true or false")
+    return value
 
 
 def _common_folder(paths: Sequence[str]) -> str:

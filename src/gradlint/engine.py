@@ -145,6 +145,7 @@ def fix_text(
     text: str, settings: Settings, accept: Callable[[str, str], bool] | None = None
 ) -> tuple[str, int]:
     """Apply verified fixes one at a time until none is left; returns the text and the count.
+    Unsafe fixes only when the settings allow them (`--unsafe-fixes`), as ruff does.
 
     `accept(before, after)` can refuse a verified fix (a notebook refuses one that spans cells).
     """
@@ -164,7 +165,11 @@ def fix_text(
             if key in failed or noqa.is_suppressed(_line(lines, line), code):
                 continue
             fix = _verified_fix(text, analysis, reported, settings)
-            if fix is None or (accept is not None and not accept(text, fix.fixed_source)):
+            if (
+                fix is None
+                or (fix.applicability != "safe" and not settings.unsafe_fixes)
+                or (accept is not None and not accept(text, fix.fixed_source))
+            ):
                 failed.add(key)
                 continue
             text = fix.fixed_source

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 
@@ -39,3 +40,31 @@ def encode(source: SourceFile, text: str) -> bytes:
     bom = b"\xef\xbb\xbf" if source.data.startswith(b"\xef\xbb\xbf") else b""
     encoding = "utf-8" if source.encoding == "utf-8-sig" else source.encoding
     return bom + text.encode(encoding)
+
+
+# CPython refuses deeper bracket nesting ("too many nested parentheses"); libcst's native parser
+# has no such limit and overflows its stack (a crash, not an exception) a few thousand levels down.
+MAX_NESTING = 200
+_BRACKET = re.compile(r"[()\[\]{}]")
+
+
+def too_deeply_nested(text: str) -> tuple[int, int] | None:
+    """Line and column (1-based) of the first bracket nested deeper than Python allows, if any."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(text):  # a cheap count first; strings and comments included
+        depth += 1 if match.group() in "([{" else -1
+        deepest = max(deepest, depth)
+    if deepest <= MAX_NESTING:
+        return None
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.OP and token.string in "([{":
+                depth += 1
+                if depth > MAX_NESTING:
+                    return token.start[0], token.start[1] + 1
+            elif token.type == tokenize.OP and token.string in ")]}":
+                depth -= 1
+    except (tokenize.TokenError, SyntaxError):
+        return None  # the parser reports what is wrong
+    return None

@@ -308,11 +308,13 @@ class Graphs:
             for arg in node.args:
                 found |= self.of(arg.value)
             return frozenset(found)
-        if isinstance(node, cst.Attribute) and node.attr.value in _CUTS:
-            return frozenset()
-        name = dotted(node)
-        if name is not None and (name in self.names or "." not in name):
-            return self.names.get(name, frozenset())
+        if isinstance(node, cst.Name):
+            return self.names.get(node.value, frozenset())
+        if isinstance(node, cst.Attribute):
+            if node.attr.value in _CUTS:
+                return frozenset()
+            name = dotted(node)
+            return self.names[name] if name in self.names else self.of(node.value)
         if isinstance(node, (cst.Lambda, cst.BaseComp)):
             return UNKNOWN
         found = set()
