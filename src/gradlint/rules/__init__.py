@@ -22,6 +22,7 @@ RULES: dict[str, Rule] = {
     for rule in (
         GL001,
         GL002,
+        GL101,
         GL102,
         GL103,
         GL104,
