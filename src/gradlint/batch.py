@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gradlint import fixes
 from gradlint.cache import Cache
@@ -103,7 +103,8 @@ def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, 
     try:
         text = decode(path, data).text
     except UnreadableSource as error:
-        return FileResult(path, [input_problem("GL901", path, 1, 1, str(error))]), data
+        problem = input_problem("GL901", path, error.line, error.col, str(error))
+        return FileResult(path, [problem]), data
     if not triggered(text, task.settings):
         return FileResult(path, []), data
     position = too_deeply_nested(text)
@@ -179,8 +180,15 @@ def _lint_one(path: str, data: bytes, settings: Settings, options: Options) -> F
     except _TimeLimit:
         message = f"not analysed: took longer than the {options.timeout:g} s time limit (--timeout)"
         return FileResult(path, [input_problem("GL902", path, 1, 1, message)])
-    if options.write and result.fixed_data is not None:
-        result.written = fixes.write_atomically(path, data, result.fixed_data)
+    if options.write and result.fixed_data is not None and result.fixed_text is not None:
+        result.written = fixes.parses(result.fixed_text) and fixes.write_atomically(
+            path, data, result.fixed_data
+        )
+        if not result.written:
+            # the file changed since it was read, cannot be written or the fix went wrong:
+            # report the file as it is
+            unfixed = replace(options, fix=False, write=False)
+            return _lint_one(path, data, settings, unfixed)
     return result
 
 

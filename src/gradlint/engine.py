@@ -85,10 +85,11 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
     module = cst.parse_module(text)
     context = Context(module, text)
     findings: list[Finding] = []
-    if flow:
-        recognizer = Recognizer(context.knowledge, context.positions)
-        findings = Flow(module, context.knowledge, recognizer, context.listed).run()
-    violations = [v for rule in checks if rule.check for v in rule.check(context)]
+    with context.listed.active():
+        if flow:
+            recognizer = Recognizer(context.knowledge, context.positions)
+            findings = Flow(module, context.knowledge, recognizer, context.listed).run()
+        violations = [v for rule in checks if rule.check for v in rule.check(context)]
     return Analysis(module, findings, violations, context)
 
 

@@ -120,6 +120,15 @@ def _only_blank(statement: cst.BaseStatement) -> bool:
     return all(line.comment is None for line in lines)
 
 
+def parses(text: str) -> bool:
+    """The last check before a fixed text is written: a fix must never break the file."""
+    try:
+        cst.parse_module(text)
+    except (cst.ParserSyntaxError, RecursionError):
+        return False
+    return True
+
+
 def write_atomically(path: str, original: bytes, data: bytes) -> bool:
     """Replace the file's content with `data` unless it changed since it was read as `original`.
 

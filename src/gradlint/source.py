@@ -17,7 +17,12 @@ class SourceFile:
 
 
 class UnreadableSource(Exception):
-    """The file cannot be decoded as Python source; the message says why."""
+    """The file cannot be decoded as Python source; the message says why, `line` and `col`
+    (1-based) where."""
+
+    def __init__(self, message: str, line: int = 1, col: int = 1):
+        super().__init__(message)
+        self.line, self.col = line, col
 
 
 def decode(path: str, data: bytes) -> SourceFile:
@@ -29,7 +34,17 @@ def decode(path: str, data: bytes) -> SourceFile:
         raise UnreadableSource(f"bad encoding declaration: {error}") from error
     try:
         text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as error:
+    except UnicodeDecodeError as error:
+        # the codec counts bytes from the start of the file; people count lines and characters
+        before = data[: error.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1 :].decode(encoding, "replace")) + 1
+        message = (
+            f"cannot decode as {encoding}: byte 0x{data[error.start]:02x} at line {line}, "
+            f"column {col}: {error.reason}"
+        )
+        raise UnreadableSource(message, line, col) from error
+    except LookupError as error:
         raise UnreadableSource(f"cannot decode as {encoding}: {error}") from error
     if text.startswith("\ufeff"):
         text = text[1:]

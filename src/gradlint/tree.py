@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.analysis.syntax import children
+from gradlint.analysis.syntax import Listing, children, walk
 
 
 class Tree:
-    def __init__(self, module: cst.Module):
+    def __init__(self, module: cst.Module, listed: Listing | None = None):
         self.module = module
         self.parent: dict[int, cst.CSTNode] = {}
-        stack: list[cst.CSTNode] = [module]
-        while stack:
-            node = stack.pop()
+        if listed is not None:
+            for node in listed.nodes:
+                for child in listed.kids[id(node)]:
+                    self.parent[id(child)] = node
+            return
+        for node in walk(module):
             for child in children(node):
                 self.parent[id(child)] = node
-                stack.append(child)
 
     def ancestors(self, node: cst.CSTNode) -> list[cst.CSTNode]:
         out = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import libcst as cst
 
@@ -12,7 +14,17 @@ _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}  # node class -> its fields, mem
 
 
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """A node's child nodes, in field order.
+    """A node's child nodes, in field order (a list not to be changed)."""
+    active = _ACTIVE.get()
+    if active is not None:
+        found = active.kids.get(id(node))
+        if found is not None:
+            return found
+    return _children(node)
+
+
+def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """A node's child nodes, computed.
 
     Same nodes as libcst's `children` property, which visits the node to find them and is
     several times slower: every walk of the analysis goes through here. Node classes are ABCs,
@@ -89,16 +101,34 @@ def names_in(node: cst.CSTNode) -> set[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Listing:
-    """Every node of a tree in walk order, and for each the index just past its subtree: a scan
-    that needs what encloses a node keeps a stack of (end, what) instead of recursing."""
+    """Every node of a module in walk order, with for each the index just past its subtree and
+    its children. A scan that needs what encloses a node keeps a stack of (end, what) instead
+    of recursing; while the listing is `active`, `walk` and `children` read it instead of
+    visiting the tree again (rules ask for the nodes under the same statement many times)."""
 
     nodes: list[cst.CSTNode]
     ends: list[int]
+    index: dict[int, int]  # id(node) -> its position in `nodes`
+    kids: dict[int, list[cst.CSTNode]]  # id(node) -> its children
+
+    @contextmanager
+    def active(self) -> Iterator[Listing]:
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+
+# The listing of the module being analysed. A context variable, not a global: each analysis
+# (and each thread) sees its own, and nodes outside it are walked as usual.
+_ACTIVE: ContextVar[Listing | None] = ContextVar("gradlint_listing", default=None)
 
 
 def listing(root: cst.CSTNode) -> Listing:
     nodes: list[cst.CSTNode] = []
     ends: list[int] = []
+    kids: dict[int, list[cst.CSTNode]] = {}
     stack: list[cst.CSTNode | int] = [root]
     while stack:
         item = stack.pop()
@@ -109,13 +139,24 @@ def listing(root: cst.CSTNode) -> Listing:
         stack.append(len(nodes))
         nodes.append(item)
         ends.append(0)
-        stack.extend(reversed(children(item)))
-    return Listing(nodes, ends)
+        found = _children(item)
+        kids[id(item)] = found
+        stack.extend(reversed(found))
+    return Listing(nodes, ends, {id(node): i for i, node in enumerate(nodes)}, kids)
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """Every node under `node` (itself first), depth first in field order; no recursion, so
     deeply nested code cannot exhaust the stack here."""
+    active = _ACTIVE.get()
+    if active is not None:
+        position = active.index.get(id(node))
+        if position is not None:
+            return iter(active.nodes[position : active.ends[position]])
+    return _walk(node)
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     stack = [node]
     while stack:
         current = stack.pop()

@@ -43,7 +43,7 @@ class Context:
     @cached_property
     def tree(self) -> Tree:
         """Parents, enclosing statements and loops of every node."""
-        return Tree(self.module)
+        return Tree(self.module, self.listed)
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,10 @@ for step in range(10):
 ## Fix safety
 For `+=` and `acc = acc + loss` the fix reads the loss as `loss.item()`; the accumulator then
 holds a Python float instead of a tensor. It is safe when the accumulator starts as a number
-literal and the code never uses it as a tensor (no method or attribute of it is used);
-otherwise it is unsafe. For `append` the fix stores `loss.detach()`, the same values without
-the graph; it is offered only when no backward in the function reads the list.
+literal and no method or attribute of it is used; it is unsafe when it starts as something
+else; there is no fix when the code uses it as a tensor (`total.item()`). For `append` the
+fix stores `loss.detach()`, the same values without the graph; it is offered only when no
+backward in the function reads the list.
 """
 
 _DETACHING = frozenset({"item", "detach", "float", "int", "tolist", "numpy", "data"})
@@ -84,7 +85,8 @@ def _check_loop(context: Context, tree: Tree, loop: cst.For | cst.While) -> Iter
     backwards = [
         n
         for n in walk(body)
-        if isinstance(n, cst.Call) and last_name(n.func) == "backward"
+        if isinstance(n, cst.Call)
+        and last_name(n.func) == "backward"
         and isinstance(n.func, cst.Attribute)
     ]
     if not backwards:
@@ -238,13 +240,15 @@ def _violation(
     method = "detach" if kind == "append" else "item"
     if kind == "append" and _reaches_backward(scope, target):
         return Violation(CODE, node, message, trail)
+    accumulator = "list" if kind == "append" else _accumulator_kind(scope, target)
     new_value = _wrapped(value, loss, method)
-    if new_value is None:
+    if new_value is None or accumulator == "tensor":
         return Violation(CODE, node, message, trail)
-    safe = kind == "append" or _numeric_accumulator(scope, target)
+    safe = accumulator in ("list", "number")
 
-    def apply(module: cst.Module) -> cst.Module:
-        return module.deep_replace(value, new_value)  # type: ignore[return-value]
+    def apply(module: cst.Module) -> cst.Module | None:
+        result = module.deep_replace(value, new_value)
+        return result if isinstance(result, cst.Module) else None
 
     fix = Rewrite(f"Accumulate `{loss}.{method}()`", apply, "safe" if safe else "unsafe")
     return Violation(CODE, node, message, trail, fix)
@@ -274,16 +278,17 @@ def _reaches_backward(scope: cst.CSTNode, target: str) -> bool:
     return False
 
 
-def _numeric_accumulator(scope: cst.CSTNode, target: str) -> bool:
-    """Starts as a number literal and is never used as a tensor (`acc.item()`, `acc.cpu()`)."""
+def _accumulator_kind(scope: cst.CSTNode, target: str) -> str:
+    """ "number" when it starts as a number literal, "tensor" when the code uses a method or
+    attribute of it (`acc.item()`), else "unknown"."""
     starts = False
     for node in walk(scope):
         if isinstance(node, cst.Assign) and any(dotted(t.target) == target for t in node.targets):
             if isinstance(node.value, (cst.Integer, cst.Float)):
                 starts = True
         if isinstance(node, cst.Attribute) and dotted(node.value) == target:
-            return False
-    return starts
+            return "tensor"
+    return "number" if starts else "unknown"
 
 
 RULE = Rule(

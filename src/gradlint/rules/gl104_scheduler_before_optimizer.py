@@ -160,7 +160,9 @@ def _steps(call: cst.Call, optimizer: str) -> bool:
     receiver = dotted(call.func.value) or ""
     if receiver == optimizer:
         return True
-    return "scaler" in receiver.lower() and bool(call.args) and dotted(call.args[0].value) == optimizer
+    return (
+        "scaler" in receiver.lower() and bool(call.args) and dotted(call.args[0].value) == optimizer
+    )
 
 
 def _under_branch(tree: Tree, node: cst.CSTNode, loop: cst.CSTNode) -> bool:
@@ -191,8 +193,9 @@ def _swap(tree: Tree, scheduler_step: cst.Call, update: cst.Call) -> Rewrite | N
     body[index : index + 2] = [second, first]  # each line keeps the comments above it
     new_block = block.with_changes(body=body)
 
-    def apply(module: cst.Module) -> cst.Module:
-        return module.deep_replace(block, new_block)  # type: ignore[return-value]
+    def apply(module: cst.Module) -> cst.Module | None:
+        result = module.deep_replace(block, new_block)
+        return result if isinstance(result, cst.Module) else None
 
     return Rewrite("Step the optimizer before the scheduler", apply)
 

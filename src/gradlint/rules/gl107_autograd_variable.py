@@ -157,8 +157,9 @@ def _violation(call: cst.Call, operand: bool) -> Violation:
     if requires_grad:
         new = cst.Call(func=cst.Attribute(value=new, attr=cst.Name("requires_grad_")))
 
-    def apply(module: cst.Module) -> cst.Module:
-        return module.deep_replace(call, _keep_parens(call, new))  # type: ignore[return-value]
+    def apply(module: cst.Module) -> cst.Module | None:
+        result = module.deep_replace(call, _keep_parens(call, new))
+        return result if isinstance(result, cst.Module) else None
 
     fix = Rewrite(
         f"Replace `{label}(...)` with `{_source(new)}`", apply, "safe" if fresh else "unsafe"
@@ -189,7 +190,9 @@ def _is_fresh(data: cst.BaseExpression) -> bool:
         return False
     name = dotted(data.func) or ""
     head, _, tail = name.rpartition(".")
-    no_grad = not any(a.keyword is not None and a.keyword.value == "requires_grad" for a in data.args)
+    no_grad = not any(
+        a.keyword is not None and a.keyword.value == "requires_grad" for a in data.args
+    )
     return head == "torch" and tail in _FACTORIES and no_grad
 
 

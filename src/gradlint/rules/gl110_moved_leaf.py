@@ -211,8 +211,8 @@ def _conversion(call: cst.Call) -> Conversion | None:
         text = code_of(call.args[0].value).strip("'\"")
         if text not in _TENSOR_TYPES:
             return None
-        dtype, device = _TENSOR_TYPES[text]
-        return Conversion(call, device=device, dtype=dtype, fixable=False)
+        cast_to, moved_to = _TENSOR_TYPES[text]
+        return Conversion(call, device=moved_to, dtype=cast_to, fixable=False)
     if method != "to":
         return None
     device: str | None = None
@@ -323,8 +323,9 @@ def _fix(
         safe = factory in _SAME_VALUES_ON_ANY_DEVICE
     words = ", ".join(f"{k}={v}" for k, v in keywords.items())
 
-    def apply(module: cst.Module) -> cst.Module:
-        return module.deep_replace(value, new_call)  # type: ignore[return-value]
+    def apply(module: cst.Module) -> cst.Module | None:
+        result = module.deep_replace(value, new_call)
+        return result if isinstance(result, cst.Module) else None
 
     return Rewrite(
         f"Create the tensor with `{words}` instead of converting it",
@@ -346,8 +347,9 @@ def _requires_grad_last(value: cst.Call) -> Rewrite:
     assert isinstance(stripped, cst.BaseExpression)
     new = cst.Call(func=cst.Attribute(value=stripped, attr=cst.Name("requires_grad_")))
 
-    def apply(module: cst.Module) -> cst.Module:
-        return module.deep_replace(value, new)  # type: ignore[return-value]
+    def apply(module: cst.Module) -> cst.Module | None:
+        result = module.deep_replace(value, new)
+        return result if isinstance(result, cst.Module) else None
 
     return Rewrite("Call `.requires_grad_()` after the conversion", apply, "safe")
 

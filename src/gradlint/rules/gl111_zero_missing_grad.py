@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import libcst as cst
 
@@ -64,20 +64,18 @@ zero gradient still moves it with momentum or weight decay); otherwise it is uns
 
 
 def check(context: Context) -> Iterator[Violation]:
-    resets = [n for n in walk(context.module) if _is_grad_zero(n)]
+    resets = [n for n in walk(context.module) if isinstance(n, cst.Call) and _is_grad_zero(n)]
     if not resets:
         return
-    local_functions = {
-        n.name.value for n in walk(context.module) if isinstance(n, cst.FunctionDef)
-    }
+    local_functions = {n.name.value for n in walk(context.module) if isinstance(n, cst.FunctionDef)}
     for call in resets:
         violation = _check_reset(context, call, local_functions)
         if violation is not None:
             yield violation
 
 
-def _is_grad_zero(node: cst.CSTNode) -> bool:
-    if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
+def _is_grad_zero(node: cst.Call) -> bool:
+    if not isinstance(node.func, cst.Attribute):
         return False
     chain = dotted(node.func.value) or ""
     return (
@@ -131,12 +129,15 @@ def _check_reset(context: Context, call: cst.Call, local_functions: set[str]) ->
         context, scope, at, context.positions.of(later_backward), tensor, call
     )
     replacement = cst.Assign(
-        targets=[cst.AssignTarget(target=cst.parse_expression(f"{tensor}.grad"))],
+        targets=[
+            cst.AssignTarget(target=cst.Attribute(value=_name_of(tensor), attr=cst.Name("grad")))
+        ],
         value=cst.Name("None"),
     )
 
-    def apply(module: cst.Module) -> cst.Module:
-        return module.deep_replace(statement, replacement)  # type: ignore[return-value]
+    def apply(module: cst.Module) -> cst.Module | None:
+        result = module.deep_replace(statement, replacement)
+        return result if isinstance(result, cst.Module) else None
 
     fix = Rewrite(f"Replace with `{tensor}.grad = None`", apply, "safe" if safe else "unsafe")
     return Violation(CODE, call, message, tuple(trail), fix)
@@ -171,7 +172,21 @@ def _creation(
     return (made, tensor) if made is not None else None
 
 
-def _last_assignment(context, scope, name, call, test) -> cst.CSTNode | None:  # type: ignore[no-untyped-def]
+def _name_of(dotted_name: str) -> cst.BaseExpression:
+    head, *rest = dotted_name.split(".")
+    node: cst.BaseExpression = cst.Name(head)
+    for part in rest:
+        node = cst.Attribute(value=node, attr=cst.Name(part))
+    return node
+
+
+def _last_assignment(
+    context: Context,
+    scope: cst.CSTNode,
+    name: str,
+    call: cst.Call,
+    test: Callable[[cst.BaseExpression], bool],
+) -> cst.CSTNode | None:
     at = context.positions.of(call)
     found = None
     for node in walk(scope):
