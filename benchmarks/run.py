@@ -1,5 +1,4 @@
-"""How fast gradlint lints real code, next to TorchFix, ruff and grep, and whether it meets its
-speed targets.
+"""gradlint's speed on real code next to TorchFix, ruff and grep, checked against its targets.
 
 Every tool runs on the same pinned corpus (fetched by benchmarks/corpus.py). The tools alternate
 within each repetition, so a slow spell of the machine hits all of them alike; the table shows
@@ -26,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -101,6 +101,11 @@ def output(command: list[str]) -> str:
 
 def venv_tool(name: str) -> Path:
     return VENV / ("Scripts" if os.name == "nt" else "bin") / name
+
+
+def entries(folder: str) -> int:
+    """How many files a cache folder holds: a warm run that adds some missed the cache."""
+    return sum(len(names) for _, _, names in os.walk(folder))
 
 
 def ensure_venv(requirement: str, executable: str) -> Path:
@@ -186,10 +191,8 @@ def scaling(folders: list[Path], repeat: int, files: int) -> dict[int, Run]:
             for scale in SCALES:
                 run = measure([*command, *(str(c) for c in copies[:scale])])
                 runs[scale].append(run)
-                print(
-                    f"  [{repetition + 1}/{repeat}] {scale}x ({scale * files} files): {run.seconds:.2f} s",
-                    file=sys.stderr,
-                )
+                progress = f"{scale}x ({scale * files} files): {run.seconds:.2f} s"
+                print(f"  [{repetition + 1}/{repeat}] {progress}", file=sys.stderr)
     return {scale: median(r) for scale, r in runs.items()}
 
 
@@ -234,85 +237,81 @@ def targets(medians: dict[str, Run], scaled: dict[int, Run] | None) -> list[Targ
     ]
 
 
-def report(
-    name: str,
-    files: int,
-    lines: int,
-    medians: dict[str, Run],
-    scaled: dict[int, Run] | None,
-    repeat: int,
-) -> None:
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"gradlint speed benchmark, {when}")
-    print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; Python {platform.python_version()}"
-    )
-    versions = [
-        output([*gradlint_command(), "--version"]),
+def versions(with_torchfix: bool) -> str:
+    found = [
+        f"gradlint {metadata.version('gradlint')} (libcst {metadata.version('libcst')})",
         output([*ruff_command(), "--version"]),
         output(["grep", "--version"]),
     ]
-    if "TorchFix" in medians:
-        versions.insert(1, f"torchfix {output([str(venv_tool('torchfix')), '--version'])}")
-    print("versions: " + "; ".join(versions))
-    print(
-        f"corpus: {name}, {files} files, {lines:,} lines; median of {repeat} run(s), tools alternating\n"
-    )
+    if with_torchfix:
+        venv_python = str(venv_tool("python"))
+        libcst = output([venv_python, "-c", "import libcst; print(libcst.__version__)"])
+        torchfix = output([str(venv_tool("torchfix")), "--version"])
+        found.insert(1, f"torchfix {torchfix} (libcst {libcst})")
+    return "; ".join(found)
+
+
+def report(name: str, size: tuple[int, int], medians: dict[str, Run], repeat: int) -> None:
+    files, lines = size
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    print(f"gradlint speed benchmark, {when}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; {system}")
+    print(f"versions: {versions('TorchFix' in medians)}")
+    print(f"corpus: {name}, {files} files, {lines:,} lines; medians of {repeat} run(s)\n")
 
     print(f"{'tool':<20} {'files':>6} {'lines':>10} {'seconds':>8} {'peak MB':>8}")
     for tool, run in medians.items():
         print(f"{tool:<20} {files:>6} {lines:>10,} {run.seconds:>8.2f} {run.peak_mb:>8.0f}")
 
-    print("\nratios of median times (gradlint / other; below 1 means gradlint is faster)")
+    print("\nratios of median times (gradlint / other; below 1: gradlint is faster)")
     for mode in ("cold", "warm"):
         ours = medians[f"gradlint {mode}"]
-        cells = [
-            f"{other} {ratio(ours, medians[other]):.3f}"
-            for other in ("TorchFix", "ruff", "grep")
-            if other in medians
-        ]
-        print(f"  gradlint {mode}: " + ", ".join(cells))
+        others = [tool for tool in ("TorchFix", "ruff", "grep") if tool in medians]
+        cells = [f"/ {tool} {ratio(ours, medians[tool]):.3f}" for tool in others]
+        print(f"  gradlint {mode} " + ", ".join(cells))
 
-    if scaled is not None:
-        print("\nscaling: gradlint cold on copies of the corpus")
-        print(f"{'copies':>6} {'files':>7} {'seconds':>8} {'ms/file':>8} {'peak MB':>8}")
-        for scale, run in scaled.items():
-            print(
-                f"{scale:>5}x {scale * files:>7} {run.seconds:>8.2f} {1000 * run.seconds / (scale * files):>8.2f} {run.peak_mb:>8.0f}"
-            )
 
-    print("\ntargets")
-    for target in targets(medians, scaled):
-        print(f"  {target}")
+def report_scaling(files: int, scaled: dict[int, Run]) -> None:
+    print("\nscaling: gradlint cold on copies of the corpus")
+    print(f"{'copies':>6} {'files':>7} {'seconds':>8} {'ms/file':>8} {'peak MB':>8}")
+    for scale, run in scaled.items():
+        ms = 1000 * run.seconds / (scale * files)
+        print(f"{scale:>5}x {scale * files:>7} {run.seconds:>8.2f} {ms:>8.2f} {run.peak_mb:>8.0f}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--corpus", choices=sorted(CORPORA), default="six", help="what to lint (default: six)"
-    )
-    parser.add_argument("--repeat", type=int, default=5, help="repetitions per tool (default: 5)")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="six", help="default: six")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions (default: 5)")
     parser.add_argument("--skip-torchfix", action="store_true", help="leave TorchFix out")
-    parser.add_argument(
-        "--scaling", action="store_true", help="also lint 1, 2 and 4 copies of the corpus"
-    )
+    parser.add_argument("--scaling", action="store_true", help="also lint 1, 2 and 4 copies")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
     folders = build_corpus(args.corpus)
-    files, lines = count(folders)
+    size = count(folders)
     paths = [str(folder) for folder in folders]
     with tempfile.TemporaryDirectory(prefix="gradlint-bench-cache-") as cache_dir:
         listed = tools(args.skip_torchfix, cache_dir)
         print("filling the cache for the warm runs", file=sys.stderr)
         warm = next(tool for tool in listed if tool.name == "gradlint warm")
         measure([*warm.command, *paths])
-        medians = {
-            name: median(runs) for name, runs in round_robin(listed, paths, args.repeat).items()
-        }
-    scaled = scaling(folders, args.repeat, files) if args.scaling else None
-    report(args.corpus, files, lines, medians, scaled, args.repeat)
+        filled = entries(cache_dir)
+        runs = round_robin(listed, paths, args.repeat)
+        missed = entries(cache_dir) != filled
+    scaled = scaling(folders, args.repeat, size[0]) if args.scaling else None
+
+    medians = {tool: median(tool_runs) for tool, tool_runs in runs.items()}
+    report(args.corpus, size, medians, args.repeat)
+    if missed:
+        print("warning: the warm runs missed the cache (gradlint changed during the run?)")
+    if scaled is not None:
+        report_scaling(size[0], scaled)
+    print("\ntargets")
+    for target in targets(medians, scaled):
+        print(f"  {target}")
     return 0
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from gradlint.discover import discover
 from gradlint.batch import lint_path
 from gradlint.config import Settings
+from gradlint.discover import discover
 
 ROOT = Path(__file__).parent.parent
 REVIEW = json.loads((ROOT / "tests" / "realcode" / "reviewed.json").read_text(encoding="utf-8"))

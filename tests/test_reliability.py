@@ -189,7 +189,9 @@ def test_nul_bytes(tmp_path: Path) -> None:
     data = b"import torch\x00\nloss.backward()\n"
     code, lines = run(tmp_path, ".", files={"nul.py": data})
     assert code == 1
-    assert_only(lines, "nul.py", "nul.py:1:1: GL901 file contains NUL bytes; it is not Python source")
+    assert_only(
+        lines, "nul.py", "nul.py:1:1: GL901 file contains NUL bytes; it is not Python source"
+    )
 
 
 def test_binary_file_named_py(tmp_path: Path) -> None:
@@ -242,7 +244,9 @@ def test_ten_thousand_nested_brackets(tmp_path: Path, jobs: str, bracket: str) -
     source = "loss.backward()\nx = " + opening * 10_000 + "1" + closing * 10_000 + "\n"
     code, lines = run(tmp_path, "--jobs", jobs, ".", files={"deep.py": source})
     assert code == 1
-    assert_only(lines, "deep.py", "deep.py:2:205: GL900 cannot parse: nesting too deep for the parser")
+    assert_only(
+        lines, "deep.py", "deep.py:2:205: GL900 cannot parse: nesting too deep for the parser"
+    )
 
 
 def test_brackets_in_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
@@ -262,7 +266,9 @@ def test_thousand_nested_blocks(tmp_path: Path) -> None:
     code, lines = run(tmp_path, ".", files={"blocks.py": "loss.backward()\n" + body})
     assert code == 1
     assert_only(
-        lines, "blocks.py", "blocks.py:1:1: GL900 cannot parse: tokenizer error: too many indentation levels"
+        lines,
+        "blocks.py",
+        "blocks.py:1:1: GL900 cannot parse: tokenizer error: too many indentation levels",
     )
 
 
@@ -356,7 +362,10 @@ def test_file_deleted_during_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_vanished_path_given_to_the_batch(tmp_path: Path) -> None:
     (tmp_path / "stale.py").write_text(STALE, encoding="utf-8")
-    tasks = [Task(str(tmp_path / "gone.py"), Settings()), Task(str(tmp_path / "stale.py"), Settings())]
+    tasks = [
+        Task(str(tmp_path / "gone.py"), Settings()),
+        Task(str(tmp_path / "stale.py"), Settings()),
+    ]
     for jobs in (1, 2):
         results = lint_files(tasks, Options(jobs=jobs))
         assert [(d.code, d.message) for d in results[0].diagnostics] == [
@@ -411,7 +420,9 @@ def test_worker_that_dies_loses_only_its_own_file(
         "please report this file"
     ]
     for index in range(4):
-        assert findings(lines, f"z{index}.py") == [STALE_FINDING.replace("stale.py", f"z{index}.py")]
+        assert findings(lines, f"z{index}.py") == [
+            STALE_FINDING.replace("stale.py", f"z{index}.py")
+        ]
     assert STALE_FINDING in lines
 
 

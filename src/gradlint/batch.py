@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from multiprocessing.context import BaseContext
 
 from gradlint import fixes
 from gradlint.cache import Cache
@@ -121,7 +122,7 @@ def _run(
     if options.jobs <= 1 or len(work) <= 1:
         yield from (_lint_one(*item) for item in work)
         return
-    context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
     with ProcessPoolExecutor(min(options.jobs, len(work)), mp_context=context) as pool:
         futures: list[Future[FileResult]] = [pool.submit(_lint_one, *item) for item in work]
         for item, future in zip(work, futures):
@@ -133,13 +134,15 @@ def _run(
                 yield _alone(item, context)
 
 
-def _alone(item: tuple[str, bytes, Settings, Options], context: object) -> FileResult:
+def _alone(item: tuple[str, bytes, Settings, Options], context: BaseContext | None) -> FileResult:
     path = item[0]
     try:
-        with ProcessPoolExecutor(1, mp_context=context) as pool:  # type: ignore[arg-type]
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
             return pool.submit(_lint_one, *item).result()
     except BrokenProcessPool:
-        message = "internal error (the worker process linting this file died); please report this file"
+        message = (
+            "internal error (the worker process linting this file died); please report this file"
+        )
         return FileResult(path, [input_problem("GL999", path, 1, 1, message)], internal_error=True)
 
 

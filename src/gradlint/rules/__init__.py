@@ -13,6 +13,7 @@ from gradlint.rules.gl104_scheduler_before_optimizer import RULE as GL104
 from gradlint.rules.gl105_backward_after_step import RULE as GL105
 from gradlint.rules.gl106_second_backward import RULE as GL106
 from gradlint.rules.gl107_autograd_variable import RULE as GL107
+from gradlint.rules.gl108_data_attribute import RULE as GL108
 from gradlint.rules.gl109_leaf_updated_in_place import RULE as GL109
 from gradlint.rules.gl110_moved_leaf import RULE as GL110
 from gradlint.rules.gl111_zero_missing_grad import RULE as GL111
@@ -29,6 +30,7 @@ RULES: dict[str, Rule] = {
         GL105,
         GL106,
         GL107,
+        GL108,
         GL109,
         GL110,
         GL111,
