@@ -245,7 +245,8 @@ def versions(with_torchfix: bool) -> str:
     ]
     if with_torchfix:
         venv_python = str(venv_tool("python"))
-        libcst = output([venv_python, "-c", "import libcst; print(libcst.__version__)"])
+        probe = "from importlib.metadata import version; print(version('libcst'))"
+        libcst = output([venv_python, "-c", probe])
         torchfix = output([str(venv_tool("torchfix")), "--version"])
         found.insert(1, f"torchfix {torchfix} (libcst {libcst})")
     return "; ".join(found)

@@ -12,6 +12,8 @@ ROOT = Path(__file__).parent.parent
 EXPECTED = [
     ("examples/accumulation_reset_inside_loop.py", 24, "GL002"),
     ("examples/linear_regression_manual_sgd.py", 21, "GL001"),
+    ("examples/linear_regression_manual_sgd.py", 23, "GL108"),
+    ("examples/linear_regression_manual_sgd.py", 24, "GL108"),
     ("examples/mnist_mlp_stale_gradients.py", 31, "GL001"),
     ("examples/text_classifier_zero_grad_before_step.py", 31, "GL002"),
 ]

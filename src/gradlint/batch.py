@@ -13,18 +13,18 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from multiprocessing.context import BaseContext
+from multiprocessing.connection import Connection, wait
+from typing import Any, cast
 
 from gradlint import fixes
 from gradlint.cache import Cache
 from gradlint.config import Settings
 from gradlint.engine import FileResult, input_problem, lint_source, triggered
-from gradlint.source import UnreadableSource, decode, too_deeply_nested
+from gradlint.source import UnreadableSource, decode
 
 MAX_BYTES = 10 * 1024 * 1024  # larger files are reported (GL902), not analysed
 DEFAULT_TIMEOUT = 30.0
@@ -78,7 +78,8 @@ def lint_files(tasks: Sequence[Task], options: Options) -> list[FileResult]:
                 results[index] = _kept(FileResult(task.path, cached, _text(task.path, data)))
                 continue
         pending.append((index, task, data, key))
-    for (index, _task, _, key), result in zip(pending, _run(pending, options)):
+    for (index, task, data, key), result in zip(pending, _run(pending, options)):
+        result = _written(result, data, task.settings, options)
         results[index] = _kept(result)
         if key is not None and options.cache is not None and _cacheable(result):
             options.cache.put(key, result.diagnostics)
@@ -108,42 +109,112 @@ def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, 
         return FileResult(path, [problem]), data
     if not triggered(text, task.settings):
         return FileResult(path, []), data
-    position = too_deeply_nested(text)
-    if position is not None:
-        message = "cannot parse: nesting too deep for the parser"
-        return FileResult(path, [input_problem("GL900", path, *position, message)], text), data
     return None, data
 
 
-def _run(
-    pending: list[tuple[int, Task, bytes, str | None]], options: Options
-) -> Iterator[FileResult]:
+def _run(pending: list[tuple[int, Task, bytes, str | None]], options: Options) -> list[FileResult]:
     work = [(task.path, data, task.settings, options) for _, task, data, _ in pending]
-    if options.jobs <= 1 or len(work) <= 1:
-        yield from (_lint_one(*item) for item in work)
-        return
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-    with ProcessPoolExecutor(min(options.jobs, len(work)), mp_context=context) as pool:
-        futures: list[Future[FileResult]] = [pool.submit(_lint_one, *item) for item in work]
-        for item, future in zip(work, futures):
-            try:
-                yield future.result()
-            except BrokenProcessPool:
-                # a worker died (killed, out of memory, a crash in native code) and the pool's
-                # unfinished files with it: lint each of those alone, so only the culprit is lost
-                yield _alone(item, context)
+    if not work:
+        return []
+    if options.jobs <= 1 and options.timeout is None:
+        return [_lint_one(*item) for item in work]
+    return _Workers(min(options.jobs, len(work)), options.timeout).run(work)
 
 
-def _alone(item: tuple[str, bytes, Settings, Options], context: BaseContext | None) -> FileResult:
-    path = item[0]
-    try:
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
-            return pool.submit(_lint_one, *item).result()
-    except BrokenProcessPool:
-        message = (
-            "internal error (the worker process linting this file died); please report this file"
-        )
-        return FileResult(path, [input_problem("GL999", path, 1, 1, message)], internal_error=True)
+Work = tuple[str, bytes, Settings, Options]
+# after the time limit, a worker gets this long to report GL902 itself before it is killed
+# (the limit is checked between Python instructions: libcst's native parser cannot see it)
+GRACE_SECONDS = 5.0
+
+
+class _Workers:
+    """Worker processes that lint one file at a time each, so that a file whose worker dies or
+    hangs costs only that file: a worker past its time limit is killed and replaced."""
+
+    def __init__(self, count: int, timeout: float | None):
+        self.count = count
+        self.deadline = None if timeout is None else timeout + GRACE_SECONDS
+        method = "fork" if sys.platform == "linux" else None
+        self.context = multiprocessing.get_context(method)
+
+    def run(self, work: list[Work]) -> list[FileResult]:
+        results: list[FileResult | None] = [None] * len(work)
+        todo = list(range(len(work)))[::-1]
+        idle: list[_Worker] = []
+        busy: dict[Connection, tuple[_Worker, int, float]] = {}
+        try:
+            while todo or busy:
+                while todo and len(busy) < self.count:
+                    worker = idle.pop() if idle else _Worker(self.context)
+                    index = todo.pop()
+                    worker.conn.send(work[index])
+                    busy[worker.conn] = (worker, index, time.monotonic())
+                for ready in wait(list(busy), timeout=self._wait_time(busy)):
+                    conn = cast(Connection, ready)
+                    worker, index, _ = busy.pop(conn)
+                    try:
+                        results[index] = conn.recv()
+                        idle.append(worker)
+                    except (EOFError, OSError):
+                        worker.stop()
+                        results[index] = _died(work[index][0])
+                for conn, (worker, index, started) in list(busy.items()):
+                    if self.deadline is not None and time.monotonic() - started > self.deadline:
+                        del busy[conn]
+                        worker.stop()
+                        results[index] = _timed_out(work[index][0], work[index][3].timeout)
+        finally:
+            for worker in idle + [w for w, _, _ in busy.values()]:
+                worker.stop()
+        return [r for r in results if r is not None]
+
+    def _wait_time(self, busy: dict[Connection, tuple[_Worker, int, float]]) -> float | None:
+        if self.deadline is None:
+            return None
+        first = min(started for _, _, started in busy.values())
+        return max(0.0, first + self.deadline - time.monotonic()) + 0.01
+
+
+class _Worker:
+    def __init__(self, context: Any):  # a multiprocessing context
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def stop(self) -> None:
+        with suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.process.join(timeout=0.5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def _serve(conn: Connection) -> None:
+    """A worker's life: lint what arrives until told to stop. Ctrl-C is the main process's to
+    handle: it stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            item = conn.recv()
+        except EOFError:
+            return
+        if item is None:
+            return
+        conn.send(_lint_one(*item))
+
+
+def _died(path: str) -> FileResult:
+    # killed, out of memory, a crash in native code: say which file was not analysed
+    message = "internal error (the worker process linting this file died); please report this file"
+    return FileResult(path, [input_problem("GL999", path, 1, 1, message)], internal_error=True)
+
+
+def _timed_out(path: str, timeout: float | None) -> FileResult:
+    message = f"not analysed: took longer than the {timeout or 0:g} s time limit (--timeout)"
+    return FileResult(path, [input_problem("GL902", path, 1, 1, message)])
 
 
 class _TimeLimit(BaseException):
@@ -175,24 +246,27 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def _lint_one(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
+    """What gradlint says about one file's bytes; writes nothing (workers never touch files)."""
     try:
         with _time_limit(options.timeout):
-            result = lint_source(
-                path, data, settings, fix=options.fix, with_fixes=options.with_fixes
-            )
+            return lint_source(path, data, settings, fix=options.fix, with_fixes=options.with_fixes)
     except _TimeLimit:
-        message = f"not analysed: took longer than the {options.timeout:g} s time limit (--timeout)"
-        return FileResult(path, [input_problem("GL902", path, 1, 1, message)])
-    if options.write and result.fixed_data is not None and result.fixed_text is not None:
-        result.written = fixes.parses(result.fixed_text) and fixes.write_atomically(
-            path, data, result.fixed_data
-        )
-        if not result.written:
-            # the file changed since it was read, cannot be written or the fix went wrong:
-            # report the file as it is
-            unfixed = replace(options, fix=False, write=False)
-            return _lint_one(path, data, settings, unfixed)
-    return result
+        return _timed_out(path, options.timeout)
+
+
+def _written(result: FileResult, data: bytes, settings: Settings, options: Options) -> FileResult:
+    """Write the file's fixes (here, in the main process, so that Ctrl-C or a killed worker
+    can never leave a file half written)."""
+    if not options.write or result.fixed_data is None or result.fixed_text is None:
+        return result
+    result.written = fixes.parses(result.fixed_text) and fixes.write_atomically(
+        result.path, data, result.fixed_data
+    )
+    if result.written:
+        return result
+    # the file changed since it was read, cannot be written or the fix went wrong: report the
+    # file as it is
+    return _lint_one(result.path, data, settings, replace(options, fix=False, write=False))
 
 
 def _cacheable(result: FileResult) -> bool:

@@ -8,6 +8,7 @@ entry that cannot be read is a miss, never an error.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,7 +37,7 @@ class Cache:
     def key(self, path: str, data: bytes, settings: object, mode: str) -> str:
         """The entry's name: everything that can change what is reported for these bytes."""
         digest = hashlib.sha256()
-        for part in (__version__, repr(settings), mode, path):
+        for part in (__version__, _code_stamp(), repr(settings), mode, path):
             digest.update(part.encode("utf-8", "surrogatepass"))
             digest.update(b"\0")
         digest.update(data)
@@ -87,6 +88,18 @@ class Cache:
             if not marker.exists():
                 marker.write_text(content, encoding="utf-8")
         self._prepared = True
+
+
+@functools.cache
+def _code_stamp() -> str:
+    """gradlint's own files (name, size, time): a development install whose rules change
+    between runs must not be answered from entries its earlier code wrote."""
+    package = Path(__file__).parent
+    stamps = []
+    for source in sorted(package.rglob("*.py")):
+        info = source.stat()
+        stamps.append(f"{source.relative_to(package)}:{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
 
 
 def _diagnostic(item: dict) -> Diagnostic:

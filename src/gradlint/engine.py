@@ -21,8 +21,9 @@ from gradlint.rules import RULES
 from gradlint.rules import gl001_stale_gradients as gl001
 from gradlint.rules import gl002_discarded_gradients as gl002
 from gradlint.rules.base import Context, Rule, Violation
-from gradlint.source import UnreadableSource, decode, encode
+from gradlint.source import UnreadableSource, decode, encode, too_deeply_nested
 from gradlint.tree import Tree
+from gradlint.triggers import matches
 
 MAX_FIX_ROUNDS = 20
 # the rules whose findings come from the path analysis (flow) rather than from a check
@@ -51,14 +52,8 @@ _OTHER_FRAMEWORK = re.compile(
 _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 
-# GL001/GL002 need a backward call, not only the word (in a docstring or a callback's name)
-_BACKWARD_CALL = re.compile(r"backward\s*\(")
-
-
 def _triggered(rule: Rule, text: str) -> bool:
-    if not any(trigger in text for trigger in rule.triggers):
-        return False
-    return rule.code not in FLOW_CODES or _BACKWARD_CALL.search(text) is not None
+    return matches(text, rule.triggers)
 
 
 def triggered(text: str, settings: Settings) -> bool:
@@ -82,6 +77,14 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
     checks = [r for r in enabled if r.check is not None and _triggered(r, text)]
     if not (flow or checks) or (_OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)):
         return Analysis(cst.Module(body=[]), [])
+    deep = too_deeply_nested(text)
+    if deep is not None:  # libcst's native parser would crash the process on it
+        raise cst.ParserSyntaxError(
+            "nesting too deep for the parser",
+            lines=text.splitlines(keepends=True),
+            raw_line=deep[0],
+            raw_column=deep[1] - 1,
+        )
     module = cst.parse_module(text)
     context = Context(module, text)
     findings: list[Finding] = []
@@ -235,8 +238,11 @@ def _verified_fix(
             continue
         new_text = edited.code
         try:
-            after = _tally(analyse(new_text, settings))
-        except cst.ParserSyntaxError:
+            reanalysed = analyse(new_text, settings)
+            if reanalysed.context is None:  # not parsed: nothing left to analyse in it
+                cst.parse_module(new_text)
+            after = _tally(reanalysed)
+        except (cst.ParserSyntaxError, RecursionError):
             continue
         if after[target] < before[target] and all(after[k] <= before[k] for k in after):
             return Fix(description, applicability, new_text)

@@ -27,6 +27,8 @@ TRIGGERS: tuple[str, ...] = (
     "Parameter",
     "parameters",
     "zero_",
+    "schedule",
+    ".data",
 )
 
 

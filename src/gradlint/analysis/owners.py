@@ -290,8 +290,9 @@ def _scan_alias(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseExpres
 
 
 def _makes_leaf(call: cst.Call) -> bool:
-    if any(a.keyword is not None and a.keyword.value == "requires_grad" for a in call.args):
-        return True
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "requires_grad":
+            return code_of(arg.value) != "False"
     return last_name(call.func) == "requires_grad_"
 
 

@@ -12,6 +12,7 @@ from gradlint.analysis.events import Positions, Site
 from gradlint.analysis.owners import Knowledge, scan_module
 from gradlint.analysis.syntax import Listing, listing
 from gradlint.tree import Tree
+from gradlint.triggers import Trigger
 
 
 class Context:
@@ -77,9 +78,9 @@ class Rule:
     summary: str
     docs: str  # sections: What it does / Why is this bad? / Example / Use instead / Fix safety
     fixable: bool = False
-    # words of which every finding needs one in the source text; a file that contains none is
-    # not parsed (GL001/GL002 also need `backward` to be called)
-    triggers: tuple[str, ...] = ("backward",)
+    # what every finding needs in the source text (see gradlint.triggers); a file that matches
+    # none is not parsed. The default: a call of backward.
+    triggers: tuple[Trigger, ...] = ("backward(",)
     check: Check | None = None  # None: the rule's findings come from the path analysis (flow)
 
 

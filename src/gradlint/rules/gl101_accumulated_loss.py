@@ -296,7 +296,7 @@ RULE = Rule(
     name="accumulated-loss",
     summary="A loss that requires grad is accumulated across iterations: every graph stays alive",
     fixable=True,
-    triggers=("backward",),
+    triggers=("backward(",),
     docs=DOCS,
     check=check,
 )

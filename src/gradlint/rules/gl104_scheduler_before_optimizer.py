@@ -205,7 +205,7 @@ RULE = Rule(
     name="scheduler-before-optimizer",
     summary="`lr_scheduler.step()` before `optimizer.step()` in the same iteration",
     fixable=True,
-    triggers=("LR", "schedule"),
+    triggers=(("schedule", "step("),),
     docs=DOCS,
     check=check,
 )

@@ -221,7 +221,7 @@ RULE = Rule(
     name="autograd-variable",
     summary="`torch.autograd.Variable(...)`: deprecated since PyTorch 0.4, use the tensor itself",
     fixable=True,
-    triggers=("Variable",),
+    triggers=(("Variable", "autograd"),),
     docs=DOCS,
     check=check,
 )

@@ -23,13 +23,19 @@ thing to use:
 - a loss read through `.data`: `loss.data[0]`, `loss.data.item()`, `loss.data.numpy()`,
   `loss.data.cpu()`, `loss.data.tolist()`.
 
-Only tensors gradlint knows to be tracked count: a tensor created in the module with
-`requires_grad=True` (or `.requires_grad_()`, `x.requires_grad = True`, `nn.Parameter`), the
-variable of a loop over `model.parameters()`, `named_parameters()` or an optimizer's
-`group["params"]`, `model.<layer>.weight`/`.bias` of a model the module uses, any
-`x.grad` (for `x.grad.data`), and the receiver of a `.backward()` call (a loss). `.data` of
-anything else (`batch.data`, `dataset.data`, a NumPy array's `.data`) is not reported, nor is
-reading a parameter through `.data` to copy or log it (`p.data.clone()`, `p.data.norm()`).
+Only tensors gradlint knows to be tracked count: a tensor created with `requires_grad=True`
+(or `.requires_grad_()`, `x.requires_grad = True`, `nn.Parameter`) in the same function, class
+(for `self.x`) or at module level, the variable of a loop over `model.parameters()`,
+`named_parameters()` or an optimizer's `group["params"]`, `model.<layer>.weight`/`.bias` of a
+model the module uses, any `x.grad` (for `x.grad.data`), and the receiver of a `.backward()`
+call (a loss). `.data` of anything else (`batch.data`, `dataset.data`, a NumPy array's
+`.data`, `m.weight` of `for m in model.modules()`) is not reported, nor is reading a parameter
+through `.data` to copy or log it (`p.data.clone()`, `p.data.norm()`).
+
+Initialisation is not reported either: writes in `__init__`, `reset_parameters` or a function
+whose name contains `init` (a model being built has no graph waiting for its backward), and
+`p.data = p.data.to(dtype)` and other casts or moves (`.float()`, `.half()`, `.cuda()`, ...),
+which change a parameter's dtype or device in place as nothing but `.data` can.
 
 Nothing is reported inside `with torch.no_grad():` (or `inference_mode()`,
 `set_grad_enabled(False)`), in a function decorated with `@torch.no_grad()`, or in a function
@@ -94,8 +100,10 @@ for step in range(10):
   version counter).
 - `loss.data[0]` becomes `loss.item()`: unsafe. For a 0-dim loss the old code raised
   IndexError; for a loss of shape `(1,)` it gave a 0-dim tensor where `.item()` gives a float.
-- `x.data = ...` gets no fix: it swaps the tensor's storage (shape and dtype may change),
-  which no other spelling does.
+- `x.data = value` of a parameter becomes `x.copy_(value)` inside `with torch.no_grad():`:
+  unsafe. `.data =` swapped in new storage (any shape, dtype or device), `copy_` writes into
+  the old one: it needs a shape that broadcasts, keeps the dtype and device, and views of `x`
+  see the change. `x.grad.data = value` gets no fix.
 """
 
 # In-place methods that are not updates of the values.
@@ -104,6 +112,9 @@ _LOSS_READS = frozenset({"item", "tolist", "numpy", "cpu"})
 _CONVERSIONS = frozenset({"item", "tolist", "numpy"})
 _PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 _LAYER_TENSORS = frozenset({"weight", "bias"})
+_CASTS = frozenset(
+    {"to", "float", "half", "double", "bfloat16", "cuda", "cpu", "type", "contiguous", "pin_memory"}
+)
 
 
 @dataclass(frozen=True)
@@ -120,58 +131,96 @@ class _Use:
 def check(context: Context) -> Iterator[Violation]:
     if "set_grad_enabled(False)" in context.text.replace(" ", ""):
         return  # gradient recording may be off for the whole script
-    tree = context.tree
-    tracked, losses = _tracked(context)
+    datas: list[cst.Attribute] = []
     calls: dict[str, list[cst.Call]] = {}
+    assignments: list[cst.Assign | cst.AnnAssign] = []
     for node in context.nodes:
-        if isinstance(node, cst.Call):
+        if isinstance(node, (cst.Assign, cst.AnnAssign)):
+            assignments.append(node)
+        elif isinstance(node, cst.Attribute) and node.attr.value == "data":
+            if dotted(node.value) not in (None, "torch.utils", "utils"):  # torch.utils.data
+                datas.append(node)
+        elif isinstance(node, cst.Call):
             name = last_name(node.func)
             if name is not None:
                 calls.setdefault(name, []).append(node)
+    if not datas:
+        return
+    tree = context.tree
+    tracked, losses = _tracked(context, assignments, calls)
     uses: list[_Use] = []
-    for node in context.nodes:
-        if isinstance(node, cst.Attribute) and node.attr.value == "data":
-            use = _classify(node, tree, tracked, losses, context)
-            if use is not None and _grad_enabled(use.data, tree, calls):
-                uses.append(use)
+    for data in datas:
+        use = _classify(data, tree, tracked, losses, context)
+        if use is not None and _grad_enabled(use.data, tree, calls):
+            uses.append(use)
     spelling = torch_no_grad_spelling(context.module)
     wrappable = {id(u.small): u for u in uses if _wrappable(u, tree)}
     for use in uses:
         yield _violation(context, use, wrappable, spelling)
 
 
-def _tracked(context: Context) -> tuple[dict[str, str], dict[str, str]]:
-    """Names of tensors that require grad (name -> why we know) and of backwarded losses."""
-    tracked: dict[str, str] = {}
-    losses: dict[str, str] = {}
+# (scope, name) -> why the name is known to be tracked (or a loss); see `_scope`
+Known = dict[tuple[int, str], str]
+
+
+def _tracked(
+    context: Context,
+    assignments: list[cst.Assign | cst.AnnAssign],
+    calls: dict[str, list[cst.Call]],
+) -> tuple[Known, Known]:
+    """Tensors that require grad and backwarded losses, by the scope that names them."""
+    tracked: Known = {}
+    losses: Known = {}
     positions = context.positions
+    tree = context.tree
 
-    def line(node: cst.CSTNode) -> int:
-        return positions.of(node)[0]
+    def note(known: Known, node: cst.CSTNode, name: str, why: str) -> None:
+        known.setdefault((_scope(node, name, tree), name), f"{why} {positions.of(node)[0]}")
 
-    for node in context.nodes:
-        if isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
-            targets = node.targets if isinstance(node, cst.Assign) else [node]
-            for target in targets:
-                name = dotted(target.target)
-                if name is not None and _makes_leaf(node.value):
-                    tracked.setdefault(name, f"requires grad since line {line(node)}")
-            if isinstance(node, cst.Assign) and _is_true(node.value):
-                for target in node.targets:
-                    name = dotted(target.target) or ""
-                    if name.endswith(".requires_grad"):
-                        owner = name[: -len(".requires_grad")]
-                        tracked.setdefault(owner, f"requires grad since line {line(node)}")
-        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            method = node.func.attr.value
-            receiver = dotted(node.func.value)
-            if receiver is None:
-                continue
-            if method == "requires_grad_" and (not node.args or _is_true(node.args[0].value)):
-                tracked.setdefault(receiver, f"requires grad since line {line(node)}")
-            elif method == "backward" and not receiver.endswith(".grad"):
-                losses.setdefault(receiver, f"backwarded at line {line(node)}")
+    for node in assignments:
+        if isinstance(node, cst.Assign):
+            pairs = [(t.target, node.value) for t in node.targets]
+        elif node.value is not None:
+            pairs = [(node.target, node.value)]
+        else:
+            continue
+        for target, value in pairs:
+            name = dotted(target) or ""
+            if name and _makes_leaf(value):
+                note(tracked, node, name, "requires grad since line")
+            elif name.endswith(".requires_grad") and _is_true(value):
+                note(tracked, node, name[: -len(".requires_grad")], "requires grad since line")
+    for call in calls.get("requires_grad_", []):
+        receiver = _receiver(call)
+        if receiver is not None and (not call.args or _is_true(call.args[0].value)):
+            note(tracked, call, receiver, "requires grad since line")
+    for call in calls.get("backward", []):
+        receiver = _receiver(call)
+        if receiver is not None and not receiver.endswith(".grad"):
+            note(losses, call, receiver, "backwarded at line")
     return tracked, losses
+
+
+def _receiver(call: cst.Call) -> str | None:
+    return dotted(call.func.value) if isinstance(call.func, cst.Attribute) else None
+
+
+def _scope(node: cst.CSTNode, name: str, tree: Tree) -> int:
+    """Where a name lives: its function (0 for the module); `self.x` lives in its class."""
+    attribute = name.startswith("self.")
+    for ancestor in tree.ancestors(node):
+        if (
+            isinstance(ancestor, cst.ClassDef)
+            if attribute
+            else isinstance(ancestor, cst.FunctionDef)
+        ):
+            return id(ancestor)
+    return 0
+
+
+def _lookup(known: Known, name: str, node: cst.CSTNode, tree: Tree) -> str | None:
+    """What `known` says of `name` as seen from `node`: its own scope, else the module's."""
+    return known.get((_scope(node, name, tree), name)) or known.get((0, name))
 
 
 def _makes_leaf(value: cst.BaseExpression) -> bool:
@@ -200,8 +249,8 @@ def _is_true(value: cst.BaseExpression) -> bool:
 def _classify(
     data: cst.Attribute,
     tree: Tree,
-    tracked: dict[str, str],
-    losses: dict[str, str],
+    tracked: Known,
+    losses: Known,
     context: Context,
 ) -> _Use | None:
     base = dotted(data.value)
@@ -235,13 +284,35 @@ def _classify(
     if written:
         if base.endswith(".grad"):
             return _Use(data, reported, "grad", "a gradient", small)
+        if _initialising(data, tree) or _casts(small, data):
+            return None
         evidence = _evidence(base, data, tree, tracked, losses, context)
         if evidence is None:
             return None
         return _Use(data, reported, "update", evidence, small)
-    if read is not None and base in losses and not _shadowed(data, base, tree):
-        return _Use(data, reported, "read", losses[base], None)
+    loss = _lookup(losses, base, data, tree) if read is not None else None
+    if loss is not None and not _shadowed(data, base, tree):
+        return _Use(data, reported, "read", loss, None)
     return None
+
+
+def _initialising(node: cst.CSTNode, tree: Tree) -> bool:
+    """Inside `__init__`, `reset_parameters` or an `*init*` function: a model being built has
+    no graph waiting for a backward."""
+    for ancestor in tree.ancestors(node):
+        if isinstance(ancestor, cst.FunctionDef):
+            name = ancestor.name.value
+            return name == "reset_parameters" or "init" in name.lower()
+    return False
+
+
+def _casts(small: cst.BaseSmallStatement | None, data: cst.Attribute) -> bool:
+    """`p.data = p.data.to(dtype)`: a new dtype or device in place, which nothing but `.data`
+    assignment does."""
+    if not isinstance(small, cst.Assign) or not any(t.target is data for t in small.targets):
+        return False
+    value = small.value
+    return isinstance(value, cst.Call) and last_name(value.func) in _CASTS
 
 
 def _is_update_method(method: str) -> bool:
@@ -270,8 +341,8 @@ def _evidence(
     base: str,
     data: cst.Attribute,
     tree: Tree,
-    tracked: dict[str, str],
-    losses: dict[str, str],
+    tracked: Known,
+    losses: Known,
     context: Context,
 ) -> str | None:
     """Why `base` is a tensor that requires grad, or None when gradlint cannot tell."""
@@ -280,10 +351,12 @@ def _evidence(
         return loop
     if _shadowed(data, base, tree):
         return None
-    if tracked.get(base):
-        return tracked[base]
-    if base in losses:
-        return f"a loss {losses[base]}"
+    leaf = _lookup(tracked, base, data, tree)
+    if leaf is not None:
+        return leaf
+    loss = _lookup(losses, base, data, tree)
+    if loss is not None:
+        return f"a loss {loss}"
     head, _, tail = base.rpartition(".")
     if tail in _LAYER_TENSORS and head:
         models = context.knowledge.models
@@ -294,9 +367,7 @@ def _evidence(
     return None
 
 
-def _parameter_loop(
-    base: str, data: cst.Attribute, tree: Tree, tracked: dict[str, str]
-) -> str | None:
+def _parameter_loop(base: str, data: cst.Attribute, tree: Tree, tracked: Known) -> str | None:
     """`for p in model.parameters()`, `for n, p in m.named_parameters()`, `for p in group["params"]`
     (of `for group in opt.param_groups`) or `for p in [w, b]` of tracked tensors."""
     for ancestor in tree.ancestors(data):
@@ -316,7 +387,7 @@ def _parameter_loop(
             if source.func.attr.value in _PARAMETER_METHODS:
                 return f"a parameter from `{code_of(source)}`"
         if isinstance(source, (cst.List, cst.Tuple)) and source.elements:
-            if all(tracked.get(dotted(e.value) or "") for e in source.elements):
+            if all(_lookup(tracked, dotted(e.value) or "", data, tree) for e in source.elements):
                 return f"from `{code_of(source)}`, tensors that require grad"
         if _param_group_params(source, ancestor, tree):
             return f"a parameter from an optimizer's `{code_of(source)}`"
@@ -596,12 +667,15 @@ class _ReplaceRun(cst.CSTTransformer):
         return updated.with_changes(body=self._body(original, updated))
 
 
+# what makes a tensor tracked (see the docs); a finding needs `.data` and one of them in the text
+_TRACKED_WORDS = ("backward(", "requires_grad", "Parameter", "parameters(", ".grad")
+
 RULE = Rule(
     code=CODE,
     name="data-attribute",
     summary="`.data` used to update parameters or gradients, or to read a loss",
     fixable=True,
-    triggers=(".data",),
+    triggers=tuple((".data", evidence) for evidence in _TRACKED_WORDS),
     docs=DOCS,
     check=check,
 )

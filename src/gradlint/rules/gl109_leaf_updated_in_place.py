@@ -314,7 +314,7 @@ RULE = Rule(
     name="leaf-updated-in-place",
     summary="An in-place update of a leaf tensor that requires grad, outside `torch.no_grad()`",
     fixable=True,
-    triggers=("requires_grad", "Parameter", "parameters()"),
+    triggers=(("requires_grad", "backward("), ("Parameter", "backward("), ("parameters(", ".grad")),
     check=check,
     docs=DOCS,
 )

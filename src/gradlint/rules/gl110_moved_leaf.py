@@ -358,12 +358,15 @@ def _source(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 
 
+# the conversions a finding needs in the text, besides `requires_grad`
+_MOVES = ("to", "cuda", "cpu", "type", *_DTYPE_METHODS)
+
 RULE = Rule(
     code=CODE,
     name="moved-leaf",
     summary="A tensor made with `requires_grad=True` is moved or cast in the same expression",
     fixable=True,
-    triggers=("requires_grad",),
+    triggers=tuple(("requires_grad", f".{method}(") for method in _MOVES),
     docs=DOCS,
     check=check,
 )

@@ -274,7 +274,7 @@ RULE = Rule(
     name="zero-missing-grad",
     summary="`x.grad.zero_()` before any backward has populated `x.grad`: AttributeError on None",
     fixable=True,
-    triggers=("zero_",),
+    triggers=("grad.zero_(", "grad.data.zero_("),
     docs=DOCS,
     check=check,
 )
