@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gradlint.batch import lint_path
+from gradlint.batch import Options, Task, default_jobs, lint_files
 from gradlint.config import Settings
 from gradlint.discover import discover
 
@@ -36,9 +36,10 @@ def findings() -> set[tuple[str, str, str, int, str]]:
     found = set()
     for folder in sorted(SOURCES.iterdir()):
         package, _, version = folder.name.rpartition("-")
-        for candidate in discover([str(folder)]):
-            for d in lint_path(candidate.path, Settings()).diagnostics:
-                relative = Path(candidate.path).resolve().relative_to(folder.resolve())
+        tasks = [Task(c.path, Settings()) for c in discover([str(folder)])]
+        for result in lint_files(tasks, Options(jobs=default_jobs())):
+            relative = Path(result.path).resolve().relative_to(folder.resolve())
+            for d in result.diagnostics:
                 found.add((package, version, relative.as_posix(), d.line, d.code))
     return found
 
