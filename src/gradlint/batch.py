@@ -46,15 +46,6 @@ class Options:
     cache: Cache | None = None
 
 
-def lint_path(
-    path: str, settings: Settings, fix: bool = False, with_fixes: bool = False, write: bool = True
-) -> FileResult:
-    """One file, in this process and without a time limit: `fix` computes fixes, written to the
-    file unless not `write`."""
-    options = Options(fix=fix, with_fixes=with_fixes, write=write, timeout=None)
-    return lint_files([Task(path, settings)], options)[0]
-
-
 def default_jobs() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
