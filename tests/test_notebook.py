@@ -282,3 +282,9 @@ def test_folders_are_walked_for_notebooks(runner, here):
     result = runner.invoke(main, ["check", "."])
     assert result.stdout.splitlines()[0].startswith("pkg/train.ipynb:cell 2:3:5: GL001 ")
     assert len(result.stdout.splitlines()) == 1
+
+
+def test_full_format_frames_the_cell_not_the_json():
+    result = CliRunner().invoke(main, ["check", "--no-cache", "--format", "full", str(TRAINING)])
+    frame = [line for line in result.output.splitlines() if line.startswith("  > ")]
+    assert frame == ["  > 5 |     %time loss.backward()"]

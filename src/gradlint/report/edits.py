@@ -64,14 +64,14 @@ def end_position(diagnostic: Diagnostic, sources: dict[str, str]) -> tuple[int, 
 def _source_line(diagnostic: Diagnostic, sources: dict[str, str]) -> str | None:
     text = sources.get(diagnostic.path, "")
     if diagnostic.cell is not None:
-        text = _cell_source(text, diagnostic.cell)  # `line` counts in the cell
+        text = cell_source(text, diagnostic.cell)  # `line` counts in the cell
     lines = lines_of(text)
     if not 0 < diagnostic.line <= len(lines):
         return None
     return lines[diagnostic.line - 1].rstrip("\r\n")
 
 
-def _cell_source(notebook: str, cell: int) -> str:
+def cell_source(notebook: str, cell: int) -> str:
     """The source of a notebook's cell (1-based among all cells), or "" if it has none."""
     if cell < 1:
         return ""

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterable
 
 from gradlint.diagnostics import Diagnostic
+from gradlint.report.edits import cell_source
 
 
 def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
@@ -13,7 +14,8 @@ def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
     for d in diagnostics:
         lines = [f"{d.location}: {d.code} {d.message}"]
         text = sources.get(d.path, "")
-        lines.extend(_frame(text, d.line, d.col))
+        # in a notebook, `line` counts in the cell: frame the cell's source
+        lines.extend(_frame(cell_source(text, d.cell) if d.cell else text, d.line, d.col))
         if d.trail:
             lines.append("  path: " + " → ".join(d.trail))
         if d.fix is not None:
