@@ -6,6 +6,7 @@ parses and whose re-lint shows the finding gone and nothing new.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
@@ -118,6 +119,54 @@ class _Editor(cst.CSTTransformer):
 def _only_blank(statement: cst.BaseStatement) -> bool:
     lines = getattr(statement, "leading_lines", ())
     return all(line.comment is None for line in lines)
+
+
+def wrap_in_with(
+    module: cst.Module,
+    run: Sequence[cst.BaseStatement],
+    header: str,
+    inner: Sequence[cst.BaseStatement] | None = None,
+) -> cst.Module | None:
+    """Put a run of consecutive statements of one block into `with HEADER:` (as `inner`, their
+    rewritten forms, when given); the first statement's blank lines and comments stay above."""
+    inner = list(run if inner is None else inner)
+    first = run[0]
+    parsed = cst.parse_statement(f"with {header}:\n    pass\n")
+    assert isinstance(parsed, cst.With)
+    lead = inner[0]
+    if isinstance(lead, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        lead = lead.with_changes(leading_lines=[])
+    block = cst.IndentedBlock(body=[lead, *inner[1:]])
+    wrapped = parsed.with_changes(
+        body=block, leading_lines=getattr(first, "leading_lines", parsed.leading_lines)
+    )
+    result = module.visit(_WrapRun(run, wrapped))
+    return result if isinstance(result, cst.Module) else None
+
+
+class _WrapRun(cst.CSTTransformer):
+    """The first statement of the run becomes the `with` block; the others go into it."""
+
+    def __init__(self, run: Sequence[cst.BaseStatement], wrapped: cst.With):
+        self.run = run
+        self.wrapped = wrapped
+
+    def _body(self, original: cst.CSTNode, updated: cst.CSTNode) -> list[cst.BaseStatement]:
+        out: list[cst.BaseStatement] = []
+        for old, new in zip(getattr(original, "body", ()), getattr(updated, "body", ())):
+            if old is self.run[0]:
+                out.append(self.wrapped)
+            elif not any(old is statement for statement in self.run):
+                out.append(new)
+        return out
+
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return updated.with_changes(body=self._body(original, updated))
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        return updated.with_changes(body=self._body(original, updated))
 
 
 def parses(text: str) -> bool:

@@ -9,6 +9,7 @@ import libcst as cst
 
 from gradlint.analysis.order import decorated_no_grad, disables_grad, torch_no_grad_spelling
 from gradlint.analysis.syntax import code_of, dotted, last_name
+from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
 
@@ -633,38 +634,7 @@ def _wrap(
         if not isinstance(fixed, cst.SimpleStatementLine):
             return None
         inner.append(fixed)
-    header = cst.parse_statement(f"with {spelling}:\n    pass\n")
-    assert isinstance(header, cst.With)
-    first = run[0][0]
-    body = cst.IndentedBlock(body=[inner[0].with_changes(leading_lines=[]), *inner[1:]])
-    wrapped = header.with_changes(body=body, leading_lines=first.leading_lines)
-    result = module.visit(_ReplaceRun([line for line, _ in run], wrapped))
-    return result if isinstance(result, cst.Module) else None
-
-
-class _ReplaceRun(cst.CSTTransformer):
-    """The first line of the run becomes the `with` block, the others go into it."""
-
-    def __init__(self, lines: list[cst.SimpleStatementLine], wrapped: cst.With):
-        self.lines = lines
-        self.wrapped = wrapped
-
-    def _body(self, original: cst.CSTNode, updated: cst.CSTNode) -> list[cst.BaseStatement]:
-        out: list[cst.BaseStatement] = []
-        for old, new in zip(getattr(original, "body", ()), getattr(updated, "body", ())):
-            if old is self.lines[0]:
-                out.append(self.wrapped)
-            elif not any(old is line for line in self.lines):
-                out.append(new)
-        return out
-
-    def leave_IndentedBlock(
-        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
-    ) -> cst.IndentedBlock:
-        return updated.with_changes(body=self._body(original, updated))
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        return updated.with_changes(body=self._body(original, updated))
+    return wrap_in_with(module, [line for line, _ in run], spelling, inner)
 
 
 # what makes a tensor tracked (see the docs); a finding needs `.data` and one of them in the text

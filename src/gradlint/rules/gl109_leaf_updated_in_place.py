@@ -8,6 +8,7 @@ import libcst as cst
 
 from gradlint.analysis.order import decorated_no_grad, disables_grad, torch_no_grad_spelling
 from gradlint.analysis.syntax import code_of, dotted, last_name, names_in, walk
+from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
 
@@ -123,7 +124,7 @@ def check(context: Context) -> Iterator[Violation]:
 def _wrapper(
     run: list[cst.BaseStatement], spelling: str
 ) -> Callable[[cst.Module], cst.Module | None]:
-    return lambda module: _wrap(module, run, spelling)
+    return lambda module: wrap_in_with(module, run, spelling)
 
 
 def _source(node: cst.CSTNode) -> str:
@@ -273,40 +274,6 @@ def _run(tree: Tree, line: cst.SimpleStatementLine, flagged: set[int]) -> list[c
     while end + 1 < len(body) and id(body[end + 1]) in flagged:
         end += 1
     return body[start : end + 1]
-
-
-def _wrap(module: cst.Module, run: list[cst.BaseStatement], spelling: str) -> cst.Module | None:
-    first = run[0]
-    assert isinstance(first, cst.SimpleStatementLine)
-    header = cst.parse_statement(f"with {spelling}:\n    pass\n")
-    assert isinstance(header, cst.With)
-    block = cst.IndentedBlock(body=[first.with_changes(leading_lines=[]), *run[1:]])
-    wrapped = header.with_changes(body=block, leading_lines=first.leading_lines)
-    result = module.visit(_WrapRun(run, wrapped))
-    return result if isinstance(result, cst.Module) else None
-
-
-class _WrapRun(cst.CSTTransformer):
-    def __init__(self, run: list[cst.BaseStatement], wrapped: cst.With):
-        self.run = run
-        self.wrapped = wrapped
-
-    def _body(self, original: cst.CSTNode, updated: cst.CSTNode) -> list[cst.BaseStatement]:
-        out: list[cst.BaseStatement] = []
-        for old, new in zip(getattr(original, "body", ()), getattr(updated, "body", ())):
-            if old is self.run[0]:
-                out.append(self.wrapped)
-            elif not any(old is s for s in self.run):
-                out.append(new)
-        return out
-
-    def leave_IndentedBlock(
-        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
-    ) -> cst.IndentedBlock:
-        return updated.with_changes(body=self._body(original, updated))
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        return updated.with_changes(body=self._body(original, updated))
 
 
 RULE = Rule(
