@@ -167,3 +167,13 @@ def test_cheap_to_load_and_to_run_on_other_files(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_project_configuration_applies(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.gradlint]\nper-file-ignores = { "legacy_*.py" = ["GL001"] }\n', encoding="utf-8"
+    )
+    (tmp_path / "legacy_train.py").write_text(STALE.format(comment=""), encoding="utf-8")
+    (tmp_path / "train.py").write_text(STALE.format(comment=""), encoding="utf-8")
+    lines = flake8("--select", "GL", "legacy_train.py", "train.py", cwd=tmp_path)
+    assert [line.split(":")[0] for line in lines] == ["train.py"]

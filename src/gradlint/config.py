@@ -244,3 +244,10 @@ def _display(path: str) -> str:
     except ValueError:  # another drive on Windows
         return path
     return path if relative.startswith("..") else relative
+
+
+def file_settings(path: str) -> Settings | None:
+    """The settings of the nearest configuration for one file, as an editor or flake8 lints it:
+    None when the configuration excludes the file. Raises ConfigError for a broken one."""
+    config = load_config([path], force_exclude=True)
+    return None if config.excluded(path) else config.settings_for(path)

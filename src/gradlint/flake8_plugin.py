@@ -45,10 +45,16 @@ class Plugin:
         text = "".join(self.lines)
         if not any(word in text for word in TRIGGERS):
             return
-        from gradlint.config import Settings
+        from gradlint.config import ConfigError, Settings, file_settings
         from gradlint.engine import lint_source
 
-        result = lint_source(self.filename, _as_source_bytes(text), Settings())
+        try:  # [tool.gradlint] applies under flake8 too; flake8's --select comes on top
+            settings = file_settings(self.filename)
+        except ConfigError:
+            settings = Settings()  # gradlint check reports the broken configuration
+        if settings is None:
+            return
+        result = lint_source(self.filename, _as_source_bytes(text), settings)
         for diagnostic in result.diagnostics:
             # flake8 prints col + 1; gradlint's columns are already 1-based
             yield (

@@ -23,7 +23,7 @@ import click
 import libcst as cst
 
 from gradlint import __version__, noqa
-from gradlint.config import ConfigError, Settings, load_config
+from gradlint.config import ConfigError, Settings, file_settings
 from gradlint.diagnostics import Diagnostic
 from gradlint.engine import fix_text, lint_text
 
@@ -51,11 +51,10 @@ def _settings_for(path: str) -> Settings | None:
     Read again for every lint, so an edited configuration applies from the next change on.
     """
     try:
-        config = load_config([path], force_exclude=True)
+        return file_settings(path)
     except ConfigError as error:
         logger.warning("%s; using the default settings", error)
         return Settings()
-    return None if config.excluded(path) else config.settings_for(path)
 
 
 # --- what to report, without any LSP types ---------------------------------------------------
