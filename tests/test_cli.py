@@ -220,3 +220,10 @@ def test_unsafe_fixes_are_applied_only_when_asked_for(tmp_path):
     assert script.read_text(encoding="utf-8") == source  # GL106's fix is unsafe
     runner.invoke(main, ["check", "--fix", "--unsafe-fixes", "--no-cache", str(script)])
     assert "retain_graph=True" in script.read_text(encoding="utf-8")
+
+
+def test_overlapping_paths_lint_each_file_once(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "train.py").write_text(STALE, encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "--no-cache", str(tmp_path), str(tmp_path / "pkg")])
+    assert len([line for line in result.output.splitlines() if " GL001 " in line]) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -131,6 +132,7 @@ def check(
     )
     results: list[FileResult] = []
     tasks: list[Task] = []
+    seen: set[str] = set()
     for path in paths or (".",):
         if path == "-":
             name = stdin_filename or "-"
@@ -149,7 +151,8 @@ def check(
             if candidate.problem is not None:
                 problem = Diagnostic("GL901", candidate.path, 1, 1, candidate.problem)
                 results.append(FileResult(candidate.path, [problem]))
-            else:
+            elif os.path.realpath(candidate.path) not in seen:  # overlapping paths: once
+                seen.add(os.path.realpath(candidate.path))
                 tasks.append(Task(candidate.path, config.settings_for(candidate.path)))
     results.extend(lint_files(tasks, options))
     diagnostics = sorted(

@@ -22,6 +22,8 @@ _IN_PLACE_UPDATES = frozenset(
     {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
 )
 _BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
+# torch.distributed.autograd (often imported as dist_autograd): backward(context_id, losses)
+_DISTRIBUTED_AUTOGRAD = re.compile(r"(?:^|\.)(?:dist_autograd|distributed\.autograd)$")
 
 
 class Positions:
@@ -149,8 +151,12 @@ class Recognizer:
         receiver = names.resolve(code_of(receiver_node)) if receiver_node is not None else None
 
         if method in _BACKWARD_FUNCTIONS:
+            if receiver is not None and _DISTRIBUTED_AUTOGRAD.search(receiver):
+                return None  # gradients go to the distributed autograd context, not `.grad`
             return Backward(self.site(names, call), _loss_name(call, receiver_node))
         if method == "step" and receiver is not None:
+            if receiver in self.knowledge.context_optimizers:
+                return None
             return self._step(call, receiver, names)
         if method == "zero_grad" and receiver is not None:
             if receiver in self.knowledge.engines:

@@ -147,6 +147,9 @@ class Knowledge:
     models: set[str] = field(default_factory=set)  # receivers of .parameters(), .train(), ...
     prepared: set[str] = field(default_factory=set)  # optimizers from accelerator.prepare()
     reevaluating: set[str] = field(default_factory=set)  # LBFGS: step(closure) calls it again
+    # torch.distributed.optim.DistributedOptimizer: step(context_id) reads the gradients of a
+    # distributed autograd context, never `.grad`
+    context_optimizers: set[str] = field(default_factory=set)
 
     def gated(self, optimizer: str) -> bool:
         """Whether Accelerate gates this optimizer's step() and zero_grad(): the ones prepared
@@ -310,6 +313,9 @@ def _scan_assignment(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseE
             knowledge.engines.add(targets[0])
         if len(targets) > 1 and targets[1] is not None:
             knowledge.optimizers.add(targets[1])
+        return
+    if tail == "DistributedOptimizer" and len(targets) == 1 and targets[0] is not None:
+        knowledge.context_optimizers.add(targets[0])
         return
     if is_optimizer_constructor(value) and len(targets) == 1 and targets[0] is not None:
         optimizer = targets[0]
