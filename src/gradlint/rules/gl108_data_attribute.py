@@ -20,7 +20,7 @@ thing to use:
 
 - an update or reset through `.data`: an in-place method (`w.data.sub_(lr * w.grad)`,
   `p.data.add_(...)`, `p.data.copy_(...)`, `w.grad.data.zero_()`), an assignment or augmented
-  assignment (`w.data -= ...`, `w.data[0] = ...`, `x.data = ...`);
+  assignment (`w.data -= ...`, `w.data[0] = ...`);
 - a loss read through `.data`: `loss.data[0]`, `loss.data.item()`, `loss.data.numpy()`,
   `loss.data.cpu()`, `loss.data.tolist()`.
 
@@ -34,9 +34,10 @@ call (a loss). `.data` of anything else (`batch.data`, `dataset.data`, a NumPy a
 through `.data` to copy or log it (`p.data.clone()`, `p.data.norm()`).
 
 Initialisation is not reported either: writes in `__init__`, `reset_parameters` or a function
-whose name contains `init` (a model being built has no graph waiting for its backward), and
-`p.data = p.data.to(dtype)` and other casts or moves (`.float()`, `.half()`, `.cuda()`, ...),
-which change a parameter's dtype or device in place as nothing but `.data` can.
+whose name contains `init` (a model being built has no graph waiting for its backward). Nor is
+a plain assignment `p.data = other` (`p.data = p.data.half()`, `p.data = shared_buffer` as
+DDP and FSDP do): it rebinds the tensor to other storage, of any dtype, device or shape, which
+nothing but `.data` can do, and `copy_` would not be the same.
 
 Nothing is reported inside `with torch.no_grad():` (or `inference_mode()`,
 `set_grad_enabled(False)`), in a function decorated with `@torch.no_grad()`, or in a function
@@ -101,10 +102,6 @@ for step in range(10):
   version counter).
 - `loss.data[0]` becomes `loss.item()`: unsafe. For a 0-dim loss the old code raised
   IndexError; for a loss of shape `(1,)` it gave a 0-dim tensor where `.item()` gives a float.
-- `x.data = value` of a parameter becomes `x.copy_(value)` inside `with torch.no_grad():`:
-  unsafe. `.data =` swapped in new storage (any shape, dtype or device), `copy_` writes into
-  the old one: it needs a shape that broadcasts, keeps the dtype and device, and views of `x`
-  see the change. `x.grad.data = value` gets no fix.
 """
 
 # In-place methods that are not updates of the values.
@@ -113,9 +110,6 @@ _LOSS_READS = frozenset({"item", "tolist", "numpy", "cpu"})
 _CONVERSIONS = frozenset({"item", "tolist", "numpy"})
 _PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 _LAYER_TENSORS = frozenset({"weight", "bias"})
-_CASTS = frozenset(
-    {"to", "float", "half", "double", "bfloat16", "cuda", "cpu", "type", "contiguous", "pin_memory"}
-)
 
 
 @dataclass(frozen=True)
@@ -283,9 +277,11 @@ def _classify(
         small = _statement_of_target(parent, tree)
         reported = small if small is not None else data
     if written:
+        if _rebinds(small, data):
+            return None
         if base.endswith(".grad"):
             return _Use(data, reported, "grad", "a gradient", small)
-        if _initialising(data, tree) or _casts(small, data):
+        if _initialising(data, tree):
             return None
         evidence = _evidence(base, data, tree, tracked, losses, context)
         if evidence is None:
@@ -307,13 +303,11 @@ def _initialising(node: cst.CSTNode, tree: Tree) -> bool:
     return False
 
 
-def _casts(small: cst.BaseSmallStatement | None, data: cst.Attribute) -> bool:
-    """`p.data = p.data.to(dtype)`: a new dtype or device in place, which nothing but `.data`
-    assignment does."""
-    if not isinstance(small, cst.Assign) or not any(t.target is data for t in small.targets):
-        return False
-    value = small.value
-    return isinstance(value, cst.Call) and last_name(value.func) in _CASTS
+def _rebinds(small: cst.BaseSmallStatement | None, data: cst.Attribute) -> bool:
+    """`p.data = other`: the tensor is rebound to other storage (a new dtype, device or shape,
+    a buffer shared with another tensor, as DDP and FSDP do), which nothing but `.data`
+    assignment does; `copy_` is no equivalent, so this is not reported."""
+    return isinstance(small, cst.Assign) and any(t.target is data for t in small.targets)
 
 
 def _is_update_method(method: str) -> bool:
@@ -454,12 +448,6 @@ def _wrappable(use: _Use, tree: Tree) -> bool:
     return isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1
 
 
-def _swaps_storage(use: _Use) -> bool:
-    """`x.data = value`: the tensor gets new storage rather than new values."""
-    small = use.small
-    return isinstance(small, cst.Assign) and any(t.target is use.data for t in small.targets)
-
-
 def _violation(
     context: Context, use: _Use, wrappable: dict[int, _Use], spelling: str | None
 ) -> Violation:
@@ -474,12 +462,11 @@ def _violation(
             f"`{shown}` changes the gradient `{base}` through `.data`, out of autograd's sight; "
             f"write `{better}`"
         )
-        if not _swaps_storage(use):
-            fix = Rewrite(
-                f"Use `{base}` instead of `{base}.data`",
-                _dropper(use.data),
-                _grad_safety(use, context),
-            )
+        fix = Rewrite(
+            f"Use `{base}` instead of `{base}.data`",
+            _dropper(use.data),
+            _grad_safety(use, context),
+        )
         return Violation(CODE, use.reported, message, trail, fix)
     if use.kind == "update":
         message = (
@@ -487,13 +474,6 @@ def _violation(
             f"does not see the change, so a graph that saved `{base}` backpropagates with the new "
             f"values and no error; update `{base}` itself inside `with torch.no_grad():`"
         )
-        if _swaps_storage(use):
-            message = (
-                f"`{shown}` replaces the values of `{base}` ({use.evidence}) through `.data`: "
-                f"autograd does not see the change, so a graph that saved `{base}` "
-                f"backpropagates with the new values and no error; write "
-                f"`{base}.copy_(...)` inside `with torch.no_grad():`"
-            )
         if use.small is not None and id(use.small) in wrappable and spelling is not None:
             run = _run(context.tree, use.small, wrappable)
             fix = Rewrite(
@@ -624,13 +604,7 @@ def _wrap(
     """The run's statement lines, without `.data`, in one `with torch.no_grad():` block."""
     inner: list[cst.BaseStatement] = []
     for line, use in run:
-        old: cst.CSTNode = use.data
-        new: cst.CSTNode = use.data.value
-        if _swaps_storage(use):  # `x.data = value` -> `x.copy_(value)`
-            assert isinstance(use.small, cst.Assign)
-            copy = cst.Attribute(value=use.data.value, attr=cst.Name("copy_"))
-            old, new = use.small, cst.Expr(cst.Call(func=copy, args=[cst.Arg(use.small.value)]))
-        fixed = line.deep_replace(old, new)
+        fixed = line.deep_replace(use.data, use.data.value)
         if not isinstance(fixed, cst.SimpleStatementLine):
             return None
         inner.append(fixed)
