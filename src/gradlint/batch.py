@@ -215,23 +215,27 @@ class _TimeLimit(BaseException):
 
 
 @contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
+def _time_limit(seconds: float | None) -> Iterator[list[bool]]:
+    """Raise _TimeLimit in the analysis when `seconds` are up; the yielded flag says whether
+    they were (native code calling back into Python may turn the exception into another)."""
+    expired = [False]
     usable = (
         seconds
         and hasattr(signal, "setitimer")
         and threading.current_thread() is threading.main_thread()
     )
     if not usable:
-        yield
+        yield expired
         return
 
     def on_alarm(signum: int, frame: object) -> None:
+        expired[0] = True
         raise _TimeLimit
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, float(seconds or 0))
     try:
-        yield
+        yield expired
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -240,10 +244,13 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 def _lint_one(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
     """What gradlint says about one file's bytes; writes nothing (workers never touch files)."""
     try:
-        with _time_limit(options.timeout):
-            return lint_source(path, data, settings, fix=options.fix, with_fixes=options.with_fixes)
+        with _time_limit(options.timeout) as expired:
+            result = lint_source(
+                path, data, settings, fix=options.fix, with_fixes=options.with_fixes
+            )
     except _TimeLimit:
         return _timed_out(path, options.timeout)
+    return _timed_out(path, options.timeout) if expired[0] else result
 
 
 def _written(result: FileResult, data: bytes, settings: Settings, options: Options) -> FileResult:
