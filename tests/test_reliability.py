@@ -423,6 +423,27 @@ def test_worker_that_dies_loses_only_its_own_file(
     assert STALE_FINDING in lines
 
 
+def test_time_limit_turned_into_another_error_is_still_the_time_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # native code that calls back into Python (libcst's parser) may wrap the time limit's
+    # exception in one of its own: that is a file past its time, not an internal error
+    def slow_then_wrapped() -> None:
+        try:
+            time.sleep(60)
+        except BaseException as error:
+            raise RuntimeError("wrapped by native code") from error
+
+    _failing_analysis(monkeypatch, "# SLOW", slow_then_wrapped)
+    files = {"slow.py": "\n".join([*LOOP, "# SLOW", ""]), "z_after.py": STALE}
+    code, lines = run(tmp_path, "--timeout", "0.5", ".", files=files)
+    assert code == 1, lines
+    assert findings(lines, "slow.py") == [
+        "slow.py:1:1: GL902 not analysed: took longer than the 0.5 s time limit (--timeout)"
+    ]
+    assert findings(lines, "z_after.py") == [STALE_FINDING.replace("stale.py", "z_after.py")]
+
+
 def test_time_limit_stops_a_parse_stuck_in_native_code(tmp_path: Path) -> None:
     # libcst's parser (native code) never returns to Python on this in reasonable time, so
     # the worker does not see its own time limit: the main process kills it
