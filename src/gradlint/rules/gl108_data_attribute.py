@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Union
 
 import libcst as cst
 
+from gradlint.analysis.events import Positions
 from gradlint.analysis.order import decorated_no_grad, disables_grad, torch_no_grad_spelling
 from gradlint.analysis.syntax import code_of, dotted, last_name
 from gradlint.fixes import wrap_in_with
@@ -119,7 +121,7 @@ class _Use:
     data: cst.Attribute  # the `x.data` expression
     reported: cst.CSTNode  # the expression the finding points at
     kind: str  # "update", "grad", "read"
-    evidence: str
+    evidence: Evidence
     small: cst.BaseSmallStatement | None  # the statement of an update
 
 
@@ -154,8 +156,20 @@ def check(context: Context) -> Iterator[Violation]:
         yield _violation(context, use, wrappable, spelling)
 
 
+class _Since:
+    """`requires grad since line N`, with N looked up only if a finding says it: positions cost
+    as much as printing the module."""
+
+    def __init__(self, why: str, node: cst.CSTNode, positions: Positions):
+        self.why, self.node, self.positions = why, node, positions
+
+    def __str__(self) -> str:
+        return f"{self.why} {self.positions.of(self.node)[0]}"
+
+
+Evidence = Union[str, _Since]
 # (scope, name) -> why the name is known to be tracked (or a loss); see `_scope`
-Known = dict[tuple[int, str], str]
+Known = dict[tuple[int, str], Evidence]
 
 
 def _tracked(
@@ -170,7 +184,7 @@ def _tracked(
     tree = context.tree
 
     def note(known: Known, node: cst.CSTNode, name: str, why: str) -> None:
-        known.setdefault((_scope(node, name, tree), name), f"{why} {positions.of(node)[0]}")
+        known.setdefault((_scope(node, name, tree), name), _Since(why, node, positions))
 
     for node in assignments:
         if isinstance(node, cst.Assign):
@@ -213,7 +227,7 @@ def _scope(node: cst.CSTNode, name: str, tree: Tree) -> int:
     return 0
 
 
-def _lookup(known: Known, name: str, node: cst.CSTNode, tree: Tree) -> str | None:
+def _lookup(known: Known, name: str, node: cst.CSTNode, tree: Tree) -> Evidence | None:
     """What `known` says of `name` as seen from `node`: its own scope, else the module's."""
     return known.get((_scope(node, name, tree), name)) or known.get((0, name))
 
@@ -339,7 +353,7 @@ def _evidence(
     tracked: Known,
     losses: Known,
     context: Context,
-) -> str | None:
+) -> Evidence | None:
     """Why `base` is a tensor that requires grad, or None when gradlint cannot tell."""
     loop = _parameter_loop(base, data, tree, tracked)
     if loop is not None:
