@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of, dotted, last_name, walk
+from gradlint.analysis.syntax import Listing, code_of, dotted, last_name, listing, walk
 
 # Optimizer classes that do not carry "optim" in their dotted name.
 OPTIMIZER_CLASSES = frozenset(
@@ -184,10 +184,10 @@ class Knowledge:
             self.links[optimizer] = value
 
 
-def scan_module(module: cst.Module, nodes: list[cst.CSTNode] | None = None) -> Knowledge:
-    """`nodes`: every node of the module in walk order, when the caller has listed them."""
+def scan_module(module: cst.Module, listed: Listing | None = None) -> Knowledge:
+    """`listed`: the module's nodes, when the caller has listed them."""
     knowledge = Knowledge()
-    nodes = nodes if nodes is not None else list(walk(module))
+    nodes = (listed or listing(module)).of_type(cst.Assign, cst.AnnAssign, cst.Call)
     assignments: list[tuple[list[cst.CSTNode], cst.BaseExpression]] = []
     calls: list[cst.Call] = []
     for node in nodes:

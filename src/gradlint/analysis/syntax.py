@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import cast
 
 import libcst as cst
 
@@ -110,6 +111,16 @@ class Listing:
     ends: list[int]
     index: dict[int, int]  # id(node) -> its position in `nodes`
     kids: dict[int, list[cst.CSTNode]]  # id(node) -> its children
+    by_type: dict[type, list[cst.CSTNode]]  # node class -> its nodes, in walk order
+    bound: dict[int, frozenset[str]] = dataclasses.field(default_factory=dict)  # memo
+
+    def of_type(self, *kinds: type) -> list[cst.CSTNode]:
+        """The nodes of these exact classes, in walk order: scans look at what they need
+        rather than test every node (an `isinstance` on a libcst class is an ABC check)."""
+        if len(kinds) == 1:
+            return self.by_type.get(kinds[0], [])
+        found = [node for kind in kinds for node in self.by_type.get(kind, [])]
+        return sorted(found, key=lambda node: self.index[id(node)])
 
     @contextmanager
     def active(self) -> Iterator[Listing]:
@@ -129,6 +140,7 @@ def listing(root: cst.CSTNode) -> Listing:
     nodes: list[cst.CSTNode] = []
     ends: list[int] = []
     kids: dict[int, list[cst.CSTNode]] = {}
+    by_type: dict[type, list[cst.CSTNode]] = {}
     stack: list[cst.CSTNode | int] = [root]
     while stack:
         item = stack.pop()
@@ -139,10 +151,15 @@ def listing(root: cst.CSTNode) -> Listing:
         stack.append(len(nodes))
         nodes.append(item)
         ends.append(0)
+        kind = type(item)
+        if kind in by_type:
+            by_type[kind].append(item)
+        else:
+            by_type[kind] = [item]
         found = _children(item)
         kids[id(item)] = found
         stack.extend(reversed(found))
-    return Listing(nodes, ends, {id(node): i for i, node in enumerate(nodes)}, kids)
+    return Listing(nodes, ends, {id(node): i for i, node in enumerate(nodes)}, kids, by_type)
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -165,20 +182,38 @@ def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 
 
 def assigned_targets(node: cst.CSTNode) -> set[str]:
-    """Dotted names bound anywhere inside a statement (assignments, loop targets, with-as, walrus)."""
+    """Dotted names bound anywhere inside a statement (assignments, loop targets, with-as, walrus).
+
+    Asked again and again for the same statements, so kept per node while a listing is active.
+    """
+    active = _ACTIVE.get()
+    if active is not None:
+        known = active.bound.get(id(node))
+        if known is None:
+            known = active.bound[id(node)] = frozenset(_assigned_targets(node))
+        return set(known)
+    return _assigned_targets(node)
+
+
+_BINDING_FIELD = {  # node type -> the field holding what it binds (concrete classes: no ABCs)
+    cst.AugAssign: "target",
+    cst.AnnAssign: "target",
+    cst.For: "target",
+    cst.CompFor: "target",
+    cst.AsName: "name",
+    cst.NamedExpr: "target",
+}
+
+
+def _assigned_targets(node: cst.CSTNode) -> set[str]:
     found: set[str] = set()
     for sub in walk(node):
-        targets: list[cst.CSTNode] = []
-        if isinstance(sub, cst.Assign):
-            targets = [t.target for t in sub.targets]
-        elif isinstance(sub, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)):
-            targets = [sub.target]
-        elif isinstance(sub, cst.AsName):
-            targets = [sub.name]
-        elif isinstance(sub, cst.NamedExpr):
-            targets = [sub.target]
-        for target in targets:
-            found.update(_target_names(target))
+        kind = type(sub)
+        if kind is cst.Assign:
+            for target in cast(cst.Assign, sub).targets:
+                found.update(_target_names(target.target))
+        elif kind in _BINDING_FIELD:
+            found.update(_target_names(getattr(sub, _BINDING_FIELD[kind])))
     return found
 
 

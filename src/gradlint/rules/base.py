@@ -39,7 +39,7 @@ class Context:
     @cached_property
     def knowledge(self) -> Knowledge:
         """Optimizers, models, tensors and schedulers the module creates (see analysis.owners)."""
-        return scan_module(self.module, self.nodes)
+        return scan_module(self.module, self.listed)
 
     @cached_property
     def tree(self) -> Tree:

@@ -131,7 +131,8 @@ def check(context: Context) -> Iterator[Violation]:
     datas: list[cst.Attribute] = []
     calls: dict[str, list[cst.Call]] = {}
     assignments: list[cst.Assign | cst.AnnAssign] = []
-    for node in context.nodes:
+    listed = context.listed
+    for node in listed.of_type(cst.Assign, cst.AnnAssign, cst.Attribute, cst.Call):
         if isinstance(node, (cst.Assign, cst.AnnAssign)):
             assignments.append(node)
         elif isinstance(node, cst.Attribute) and node.attr.value == "data":

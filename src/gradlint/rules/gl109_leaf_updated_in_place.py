@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import libcst as cst
 
 from gradlint.analysis.order import decorated_no_grad, disables_grad, torch_no_grad_spelling
-from gradlint.analysis.syntax import code_of, dotted, last_name, names_in, walk
+from gradlint.analysis.syntax import Listing, code_of, dotted, last_name, names_in, walk
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
@@ -93,7 +93,7 @@ _PARAMETER_CLASSES = frozenset({"Parameter"})
 def check(context: Context) -> Iterator[Violation]:
     if "set_grad_enabled(False)" in context.text.replace(" ", ""):
         return  # gradient recording may be off for the whole script
-    leaves = _leaves(context.module)
+    leaves = _leaves(context.listed)
     tree = context.tree
     found: list[tuple[cst.BaseSmallStatement, str, cst.SimpleStatementLine]] = []
     for node in walk(context.module):
@@ -132,11 +132,12 @@ def _source(node: cst.CSTNode) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _leaves(module: cst.Module) -> set[str]:
+def _leaves(listed: Listing) -> set[str]:
     """Names every assignment of which makes a leaf that requires grad."""
     made: set[str] = set()
     other: set[str] = set()
-    for node in walk(module):
+    binders = (cst.Assign, cst.AnnAssign, cst.For, cst.CompFor, cst.Param, cst.AsName)
+    for node in listed.of_type(*binders):
         pairs: list[tuple[cst.BaseExpression, cst.BaseExpression | None]] = []
         if isinstance(node, cst.Assign):
             pairs = [(t.target, node.value) for t in node.targets]
