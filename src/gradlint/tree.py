@@ -20,6 +20,20 @@ class Tree:
             for child in children(node):
                 self.parent[id(child)] = node
 
+    def shadowed(self, node: cst.CSTNode, name: str) -> bool:
+        """Whether an enclosing function has a parameter named like `name`'s first part, so
+        that there the name is another variable (`self` aside)."""
+        head = name.split(".", 1)[0]
+        if head == "self":
+            return False
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+                params = ancestor.params
+                every = [*params.posonly_params, *params.params, *params.kwonly_params]
+                if any(p.name.value == head for p in every):
+                    return True
+        return False
+
     def ancestors(self, node: cst.CSTNode) -> list[cst.CSTNode]:
         out = []
         while id(node) in self.parent:

@@ -303,7 +303,7 @@ def _classify(
             return None
         return _Use(data, reported, "update", evidence, small)
     loss = _lookup(losses, base, data, tree) if read is not None else None
-    if loss is not None and not _shadowed(data, base, tree):
+    if loss is not None and not tree.shadowed(data, base):
         return _Use(data, reported, "read", loss, None)
     return None
 
@@ -359,7 +359,7 @@ def _evidence(
     loop = _parameter_loop(base, data, tree, tracked)
     if loop is not None:
         return loop
-    if _shadowed(data, base, tree):
+    if tree.shadowed(data, base):
         return None
     leaf = _lookup(tracked, base, data, tree)
     if leaf is not None:
@@ -416,18 +416,6 @@ def _param_group_params(source: cst.BaseExpression, loop: cst.For, tree: Tree) -
     for ancestor in tree.ancestors(loop):
         if isinstance(ancestor, cst.For) and dotted(ancestor.target) == group:
             return last_name(ancestor.iter) == "param_groups"
-    return False
-
-
-def _shadowed(node: cst.CSTNode, name: str, tree: Tree) -> bool:
-    """Inside a function with a parameter of that name the name is another variable."""
-    head = name.split(".", 1)[0]
-    for ancestor in tree.ancestors(node):
-        if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
-            params = ancestor.params
-            every = [*params.posonly_params, *params.params, *params.kwonly_params]
-            if head != "self" and any(p.name.value == head for p in every):
-                return True
     return False
 
 

@@ -199,23 +199,11 @@ def _updated_leaf(small: cst.BaseSmallStatement, leaves: set[str], tree: Tree) -
     name = dotted(target)
     if name is None:
         return None
-    if name in leaves and not _shadowed(small, name, tree):
+    if name in leaves and not tree.shadowed(small, name):
         return name
     if f"{name}.grad" in names_in(reads) and _loops_over_leaves(small, name, leaves, tree):
         return name
     return None
-
-
-def _shadowed(node: cst.CSTNode, name: str, tree: Tree) -> bool:
-    """Inside a function with a parameter of that name the name is another variable."""
-    head = name.split(".", 1)[0]
-    for ancestor in tree.ancestors(node):
-        if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
-            params = ancestor.params
-            every = [*params.posonly_params, *params.params, *params.kwonly_params]
-            if any(p.name.value == head for p in every) and head != "self":
-                return True
-    return False
 
 
 def _loops_over_leaves(node: cst.CSTNode, name: str, leaves: set[str], tree: Tree) -> bool:
