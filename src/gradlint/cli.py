@@ -27,6 +27,17 @@ def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(c.strip().upper() for c in joined.split(",") if c.strip())
 
 
+# `--cache-dir`, shared by `check` (which fills the cache) and `clean` (which removes it)
+cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    envvar="GRADLINT_CACHE_DIR",
+    default=DEFAULT_DIR,
+    show_default=True,
+    help="Where findings of unchanged files are kept (env: GRADLINT_CACHE_DIR).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gradlint")
 def main() -> None:
@@ -80,14 +91,7 @@ def main() -> None:
     help="Seconds to spend on one file before reporting it (GL902); 0 for no limit.",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False),
-    envvar="GRADLINT_CACHE_DIR",
-    default=DEFAULT_DIR,
-    show_default=True,
-    help="Where findings of unchanged files are kept (env: GRADLINT_CACHE_DIR).",
-)
+@cache_dir_option
 def check(
     paths: tuple[str, ...],
     select: tuple[str, ...],
@@ -239,13 +243,7 @@ def _summary(
 
 
 @main.command()
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False),
-    envvar="GRADLINT_CACHE_DIR",
-    default=DEFAULT_DIR,
-    show_default=True,
-)
+@cache_dir_option
 def clean(cache_dir: str) -> None:
     """Remove the cache folder."""
     removed = Cache(cache_dir).clear()
