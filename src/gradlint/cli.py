@@ -16,6 +16,7 @@ from gradlint.discover import discover
 from gradlint.engine import FileResult, lint_source
 from gradlint.report import FORMATS, format_option
 from gradlint.report.full import diff
+from gradlint.report.streams import write_err, write_out
 from gradlint.rules import RULES
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -162,14 +163,13 @@ def check(
     diagnostics = sorted(
         (d for r in results for d in r.diagnostics if _shown(d, config)), key=lambda d: d.sort_key
     )
-    out = click.get_text_stream("stdout")
     if show_diff:
         for result in results:
             if result.fixed_text is not None:
-                out.write(diff(result.path, result.text, result.fixed_text))
+                write_out(diff(result.path, result.text, result.fixed_text))
     elif not (fix and paths == ("-",)):
         sources = {r.path: r.text for r in results}
-        out.write(FORMATS[output_format](diagnostics, sources))
+        write_out(FORMATS[output_format](diagnostics, sources))
     fixed = sum(r.fixes_applied for r in results)
     if not quiet and not (fix and paths == ("-",)):
         _summary(diagnostics, fixed, show_diff, results)
@@ -211,9 +211,13 @@ def _config(
             unsafe_fixes=unsafe_fixes,
         )
     except ConfigError as error:
-        problem = click.ClickException(str(error))
-        problem.exit_code = EXIT_ERROR
-        raise problem from None
+        raise UsageProblem(str(error)) from None
+
+
+class UsageProblem(click.ClickException):
+    """A problem with the command line or the configuration: exit 2, as click's usage errors."""
+
+    exit_code = EXIT_ERROR
 
 
 def _shown(diagnostic: Diagnostic, config: Config) -> bool:
@@ -224,10 +228,9 @@ def _shown(diagnostic: Diagnostic, config: Config) -> bool:
 def _summary(
     diagnostics: list[Diagnostic], fixed: int, show_diff: bool, results: list[FileResult]
 ) -> None:
-    err = click.get_text_stream("stderr")
     if show_diff:
         changed = sum(1 for r in results if r.fixed_text is not None)
-        err.write(f"Would fix {changed} file{'s' if changed != 1 else ''}.\n")
+        write_err(f"Would fix {changed} file{'s' if changed != 1 else ''}.\n")
         return
     parts = []
     if diagnostics:
@@ -235,11 +238,11 @@ def _summary(
     if fixed:
         parts.append(f"fixed {fixed}")
     if parts:
-        err.write(
+        write_err(
             ", ".join(parts) + f" in {len(results)} file{'s' if len(results) != 1 else ''}.\n"
         )
     else:
-        err.write(f"All checks passed ({len(results)} file{'s' if len(results) != 1 else ''}).\n")
+        write_err(f"All checks passed ({len(results)} file{'s' if len(results) != 1 else ''}).\n")
 
 
 @main.command()

@@ -16,6 +16,7 @@ import click
 
 from gradlint.diagnostics import Diagnostic
 from gradlint.report import FORMATS, format_option
+from gradlint.report.streams import write_out
 from gradlint.trace.recorder import TraceFinding
 
 EXIT_FINDINGS, EXIT_ERROR = 1, 2
@@ -112,10 +113,7 @@ def trace(output_format: str, max_steps: int | None, script: str, args: tuple[st
     cwd = os.getcwd()  # the script may change directory
     result = run_script(script, args, max_steps)
     diagnostics = to_diagnostics(result.findings, cwd)
-    out = click.get_text_stream("stdout")
-    sys.stdout.flush()  # the script's own output comes first
-    out.write(FORMATS[output_format](diagnostics, _sources(diagnostics, cwd)))
-    out.flush()
+    write_out(FORMATS[output_format](diagnostics, _sources(diagnostics, cwd)))
     if result.stopped:
         click.echo(f"gradlint trace: stopped the script after {max_steps} updates.", err=True)
     if result.traceback is not None:
