@@ -10,7 +10,6 @@ from typing import Any
 
 from gradlint.discover import DEFAULT_EXCLUDE, DEFAULT_EXCLUSION, PathGlobs
 from gradlint.rules import RULES
-from gradlint.rules import select as select_codes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +30,16 @@ KEYS = (
 # Findings about the input (syntax error, unreadable file) are shown even when not selected,
 # unless ignored: a file that was not analysed must not pass silently.
 INPUT_PROBLEMS = "GL9"
+
+
+def select_codes(codes: list[str], select: Sequence[str], ignore: Sequence[str]) -> list[str]:
+    """Codes chosen by prefix (`GL` selects all, `GL00` both core rules): the longer prefix
+    wins, and `ignore` wins a tie (`--select GL001,GL002 --ignore GL002` reports GL001)."""
+
+    def longest(code: str, prefixes: Sequence[str]) -> int:
+        return max((len(p) for p in prefixes if code.startswith(p)), default=-1)
+
+    return [c for c in codes if longest(c, select) > longest(c, ignore)]
 
 
 class ConfigError(Exception):
