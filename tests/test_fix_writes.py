@@ -9,8 +9,10 @@ import re
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, CliRunner
 
+from gradlint import fixes
 from gradlint.cli import main
 from gradlint.config import Selection, resolve
 
@@ -51,6 +53,99 @@ def check(folder: Path, *args: str, input: bytes | None = None) -> tuple[int, by
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout_bytes, result.stderr
+
+
+# --- 1. a fix filter always hands the text back -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        STALE_FIXED.encode(),  # nothing to fix
+        UNFIXABLE,  # a finding without a fix
+        b"import torch\nfor x in (:\n    loss.backward()\n",  # syntax error
+        b"import torch\nname = '\xff'\nloss.backward()\n",  # not UTF-8
+        b"",
+        STALE_FIXED.replace("\n", "\r\n").encode()[:-2],  # CR LF, no final newline
+    ],
+    ids=["clean", "no-fix", "syntax-error", "undecodable", "empty", "crlf-no-final-newline"],
+)
+def test_fix_filter_hands_back_what_it_cannot_fix(tmp_path: Path, data: bytes) -> None:
+    _, out, _ = check(tmp_path, "--fix", "-", "--stdin-filename", "train.py", input=data)
+    assert out == data
+
+
+def test_fix_filter_prints_the_fixed_text(tmp_path: Path) -> None:
+    _, out, _ = check(tmp_path, "--fix", "-", input=STALE.encode())
+    assert out == STALE_FIXED.encode()
+
+
+# --- 2. a fix CPython would refuse is not written ---------------------------------------------
+
+GLOBAL_FIRST = textwrap.dedent(
+    """\
+    import torch
+
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+    def train(batches):
+        for x in batches:
+            global optimizer
+            loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+    """
+)
+
+
+NONLOCAL_FIRST = textwrap.dedent(
+    """\
+    import torch
+
+
+    def run(model, batches):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def train():
+            for x in batches:
+                nonlocal optimizer
+                loss = model(x).sum()
+                loss.backward()
+                optimizer.step()
+
+        train()
+    """
+)
+
+
+@pytest.mark.parametrize("source", [GLOBAL_FIRST, NONLOCAL_FIRST], ids=["global", "nonlocal"])
+def test_fix_that_does_not_compile_is_not_written(tmp_path: Path, source: str) -> None:
+    compile(source, "train.py", "exec", dont_inherit=True)  # the original is valid
+    path = tmp_path / "train.py"
+    path.write_text(source)
+    code, out, _ = check(tmp_path, "--fix", "train.py")
+    assert path.read_text() == source
+    assert code == 1 and b"GL001" in out  # still reported
+    _, out, _ = check(tmp_path, "--fix", "-", "--stdin-filename", "train.py", input=source.encode())
+    assert out == source.encode()
+
+
+def test_parses_refuses_only_what_newly_fails_to_compile() -> None:
+    fixed = GLOBAL_FIRST.replace("        global", "        optimizer.zero_grad()\n        global")
+    assert not fixes.parses(fixed, GLOBAL_FIRST)
+    # newer grammar than this Python compiles (PEP 695): libcst alone decides
+    newer = "type Batch = list[int]\n" + GLOBAL_FIRST
+    assert fixes.parses("type Batch = list[int]\nx = 1\n", newer)
+    assert fixes.parses(STALE_FIXED, STALE)
+
+
+def test_fix_applied_in_a_file_of_newer_grammar(tmp_path: Path) -> None:
+    path = tmp_path / "train.py"
+    path.write_text("type Batch = list[int]\n" + STALE)
+    check(tmp_path, "--fix", "train.py")
+    assert path.read_text() == "type Batch = list[int]\n" + STALE_FIXED
 
 
 # --- 8. select and ignore: ignore wins a tie ---------------------------------------------------

@@ -258,9 +258,9 @@ def _written(result: FileResult, data: bytes, settings: Settings, options: Optio
     can never leave a file half written)."""
     if not options.write or result.fixed_data is None or result.fixed_text is None:
         return result
-    result.written = fixes.parses(result.fixed_text) and fixes.write_atomically(
-        result.path, data, result.fixed_data
-    )
+    result.written = fixes.parses(
+        result.fixed_text, result.text, result.path
+    ) and fixes.write_atomically(result.path, data, result.fixed_data)
     if result.written:
         return result
     # the file changed since it was read, cannot be written or the fix went wrong: report the

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from gradlint import __version__
+from gradlint import __version__, fixes
 from gradlint.batch import DEFAULT_TIMEOUT, Options, Task, default_jobs, lint_files
 from gradlint.cache import DEFAULT_DIR, Cache
 from gradlint.config import Config, ConfigError, Selection, load_config, unknown_codes
@@ -148,8 +148,8 @@ def check(
                 continue
             settings = config.settings_for(name)
             result = lint_source(name, data, settings, fix=fixing, with_fixes=with_fixes)
-            if fix and not show_diff and result.fixed_data is not None:
-                sys.stdout.buffer.write(result.fixed_data)
+            if fix and not show_diff:
+                sys.stdout.buffer.write(_filtered(data, result))
             results.append(result)
             continue
         for candidate in discover([path], config.exclude, config.force_exclude):
@@ -180,6 +180,15 @@ def check(
     if show_diff:
         sys.exit(EXIT_FINDINGS if any(r.fixed_text is not None for r in results) else EXIT_CLEAN)
     sys.exit(EXIT_FINDINGS if diagnostics else EXIT_CLEAN)
+
+
+def _filtered(data: bytes, result: FileResult) -> bytes:
+    """What `--fix -` prints: an editor replaces its buffer with it, so it is the fixed text,
+    or the text as it came whenever there is nothing (safe) to fix or it could not be read."""
+    fixed = result.fixed_data
+    if fixed is None or result.fixed_text is None:
+        return data
+    return fixed if fixes.parses(result.fixed_text, result.text, result.path) else data
 
 
 def _config(

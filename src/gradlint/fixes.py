@@ -6,6 +6,7 @@ parses and whose re-lint shows the finding gone and nothing new.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
@@ -169,12 +170,27 @@ class _WrapRun(cst.CSTTransformer):
         return updated.with_changes(body=self._body(original, updated))
 
 
-def parses(text: str) -> bool:
-    """The last check before a fixed text is written: a fix must never break the file."""
+def parses(text: str, original: str | None = None, path: str = "<fixed>") -> bool:
+    """The last check before a fixed text is written: a fix must never break the file.
+
+    Given the `original`, the fixed text must also compile when the original does: libcst
+    accepts some code CPython refuses (a name used before its `global` statement), and
+    CPython refuses grammar newer than its own, which is then libcst's alone to judge.
+    """
     try:
         cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError):
         return False
+    return original is None or _compiles(text, path) or not _compiles(original, path)
+
+
+def _compiles(text: str, path: str) -> bool:
+    with warnings.catch_warnings():  # invalid escape sequences and the like are not our report
+        warnings.simplefilter("ignore")
+        try:
+            compile(text, path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
     return True
 
 
