@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -13,8 +15,9 @@ import libcst as cst
 
 from gradlint import fixes, noqa
 from gradlint.analysis.events import Recognizer
+from gradlint.analysis.fix_safety import GradReads
 from gradlint.analysis.flow import Flow
-from gradlint.analysis.state import Finding, StaleGradient
+from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
 from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, Fix
 from gradlint.rules import RULES
@@ -25,7 +28,8 @@ from gradlint.source import UnreadableSource, decode, encode, too_deeply_nested
 from gradlint.tree import Tree
 from gradlint.triggers import matches
 
-MAX_FIX_ROUNDS = 20
+# time that formats showing fixes spend checking fixes one by one, after the combined check
+FIX_CHECK_SECONDS = 5.0
 # the rules whose findings come from the path analysis (flow) rather than from a check
 FLOW_CODES = ("GL001", "GL002")
 
@@ -38,9 +42,16 @@ class Analysis:
     findings: list[Finding]
     violations: list[Violation] = field(default_factory=list)
     context: Context | None = None
+    _reads: GradReads | None = field(default=None, repr=False)
 
     def get_tree(self) -> Tree:
         return self.context.tree if self.context is not None else Tree(self.module)
+
+    def grad_reads(self) -> GradReads:
+        if self._reads is None:
+            context = self.context or Context(self.module, self.module.code)
+            self._reads = GradReads(self.get_tree(), context.knowledge)
+        return self._reads
 
 
 # Frameworks whose backward() does not accumulate into torch's .grad (MXNet overwrites by default)
@@ -92,6 +103,11 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
         if flow:
             recognizer = Recognizer(context.knowledge, context.positions)
             findings = Flow(module, context.knowledge, recognizer, context.listed).run()
+            findings = [
+                f
+                for f in findings
+                if not (isinstance(f, DiscardedGradient) and gl002.deliberate_skip(f, context.tree))
+            ]
         violations = [v for rule in checks if rule.check for v in rule.check(context)]
     return Analysis(module, findings, violations, context)
 
@@ -134,56 +150,100 @@ def lint_text(
 ) -> list[Diagnostic]:
     analysis = analyse(text, settings)
     diagnostics = diagnose(path, text, analysis, settings)
-    if not with_fixes:
+    if not with_fixes or not diagnostics:
         return diagnostics
     by_site = _by_site(analysis, settings)
-    result = []
-    for diagnostic in diagnostics:
-        group = by_site.get((diagnostic.code, diagnostic.line, diagnostic.col))
-        fix = _verified_fix(text, analysis, group[0], settings) if group else None
-        result.append(Diagnostic(**{**diagnostic.__dict__, "fix": fix}))
-    return result
+    reported = [by_site.get((d.code, d.line, d.col), [None])[0] for d in diagnostics]
+    fixes = _verified_fixes(text, analysis, reported, settings)
+    return [Diagnostic(**{**d.__dict__, "fix": fix}) for d, fix in zip(diagnostics, fixes)]
 
 
 def fix_text(
     text: str, settings: Settings, accept: Callable[[str, str], bool] | None = None
 ) -> tuple[str, int]:
-    """Apply verified fixes one at a time until none is left; returns the text and the count.
-    Unsafe fixes only when the settings allow them (`--unsafe-fixes`), as ruff does.
+    """Apply every applicable fix; returns the text and the count. Unsafe fixes only when the
+    settings allow them (`--unsafe-fixes`), as ruff does.
 
-    `accept(before, after)` can refuse a verified fix (a notebook refuses one that spans cells).
+    Each round proposes one fix per finding, combines those that touch different lines, and
+    checks the result with one re-lint; only when that fails are fixes tried one at a time.
+    Every applied fix removes a finding and adds none, so the rounds end.
+    `accept(before, after)` can refuse a fix (a notebook refuses one that spans cells).
     """
     applied = 0
-    failed: set[tuple[str, int, int, str]] = set()
-    for _ in range(MAX_FIX_ROUNDS):
+    while True:
         analysis = analyse(text, settings)
         lines = text.splitlines()
-        progress = False
-        candidates = [
-            (site, reported)
-            for site, group in sorted(_by_site(analysis, settings).items())
+        pending = [
+            reported
+            for (code, line, _), group in sorted(_by_site(analysis, settings).items())
+            if not noqa.is_suppressed(_line(lines, line), code)
             for reported in group
         ]
-        for (code, line, col), reported in candidates:
-            key = (code, line, col, _identity(reported))
-            if key in failed or noqa.is_suppressed(_line(lines, line), code):
-                continue
+        proposals = []
+        for reported in pending:
+            proposal = _first_proposal(text, analysis, reported, settings)
+            if proposal is not None and (accept is None or accept(text, proposal[1].fixed_source)):
+                proposals.append(proposal)
+        if not proposals:
+            return text, applied
+        merged, included = fixes.merge(text, [fix.fixed_source for _, fix in proposals])
+        targets = [proposals[i][0] for i in included]
+        if _removes(analysis, targets, merged, settings) and (
+            accept is None or accept(text, merged)
+        ):
+            text, applied = merged, applied + len(included)
+            continue
+        for reported, _ in proposals:  # one at a time, each verified on its own
             fix = _verified_fix(text, analysis, reported, settings)
-            if (
-                fix is None
-                or (fix.applicability != "safe" and not settings.unsafe_fixes)
-                or (accept is not None and not accept(text, fix.fixed_source))
-            ):
-                failed.add(key)
-                continue
-            text = fix.fixed_source
-            applied += 1
-            progress = True
-            failed = set()
-            break
-        if not progress:
-            break
-    return text, applied
+            if fix is not None and (accept is None or accept(text, fix.fixed_source)):
+                text, applied = fix.fixed_source, applied + 1
+                break
+        else:
+            return text, applied
+
+
+def _applicable(fix_applicability: str, settings: Settings) -> bool:
+    return fix_applicability == "safe" or settings.unsafe_fixes
+
+
+def _first_proposal(
+    text: str, analysis: Analysis, reported: Reported, settings: Settings
+) -> tuple[Reported, Fix] | None:
+    """The best candidate fix that applies under the settings, not yet verified."""
+    for candidate in _candidates(analysis, reported):
+        if not _applicable(candidate.applicability, settings):
+            continue
+        edited = candidate.make()
+        if edited is not None and edited.code != text:
+            return reported, Fix(candidate.description, candidate.applicability, edited.code)
+    return None
+
+
+def _verified_fixes(
+    text: str, analysis: Analysis, reported: list[Reported | None], settings: Settings
+) -> list[Fix | None]:
+    """A verified fix for each finding, for formats that show fixes. The proposals are checked
+    together with one re-lint; those that could not be are checked one by one while time is
+    left, so a format never changes which findings a file gets, only how many fixes it shows."""
+    every = dataclasses.replace(settings, unsafe_fixes=True)
+    proposals = [
+        _first_proposal(text, analysis, r, every) if r is not None else None for r in reported
+    ]
+    offered = [(i, p) for i, p in enumerate(proposals) if p is not None]
+    merged, included = fixes.merge(text, [p[1].fixed_source for _, p in offered])
+    checked = {offered[i][0] for i in included}
+    if not _removes(analysis, [offered[i][1][0] for i in included], merged, settings):
+        checked = set()
+    deadline = time.monotonic() + FIX_CHECK_SECONDS
+    out: list[Fix | None] = []
+    for index, r in enumerate(reported):
+        if index in checked:
+            out.append(proposals[index][1])  # type: ignore[index]
+        elif r is not None and proposals[index] is not None and time.monotonic() < deadline:
+            out.append(_verified_fix(text, analysis, r, every))
+        else:
+            out.append(None)
+    return out
 
 
 def _line(lines: list[str], number: int) -> str:
@@ -214,39 +274,64 @@ def _code(reported: Reported) -> str:
     return reported.code if isinstance(reported, Violation) else code_of_finding(reported)
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    description: str
+    applicability: str
+    make: Callable[[], cst.Module | None]
+
+
+def _candidates(analysis: Analysis, reported: Reported) -> list[_Candidate]:
+    """The ways to fix one finding, best first, safe ones before unsafe ones."""
+    module = analysis.module
+    if isinstance(reported, Violation):
+        fix = reported.fix
+        if fix is None:
+            return []
+        return [_Candidate(fix.description, fix.applicability, lambda: fix.apply(module))]
+    tree = analysis.get_tree()
+    reads = analysis.grad_reads()
+    if isinstance(reported, StaleGradient):
+        found = gl001.fix_candidates(reported, tree, reads)
+    else:
+        found = gl002.fix_candidates(reported, tree)
+    ordered = sorted(found, key=lambda c: c.applicability != "safe")
+    return [
+        _Candidate(c.description, c.applicability, functools.partial(fixes.apply, module, c.edit))
+        for c in ordered
+    ]
+
+
 def _verified_fix(
     text: str, analysis: Analysis, reported: Reported, settings: Settings
 ) -> Fix | None:
-    """The first candidate edit that parses, removes this finding and adds none."""
-    if isinstance(reported, Violation):
-        if reported.fix is None:
-            return None
-        description, applicability = reported.fix.description, reported.fix.applicability
-        edited_modules: Iterable[cst.Module | None] = [reported.fix.apply(analysis.module)]
-    else:
-        tree = analysis.get_tree()
-        if isinstance(reported, StaleGradient):
-            description, candidates = gl001.fix_candidates(reported, tree)
-        else:
-            description, candidates = gl002.fix_candidates(reported, tree)
-        applicability = "safe"
-        edited_modules = (fixes.apply(analysis.module, edit) for edit in candidates)
-    before = _tally(analysis)
-    target = (_code(reported), _identity(reported))
-    for edited in edited_modules:
-        if edited is None:
+    """The first candidate that applies under the settings, parses, removes this finding and
+    adds none."""
+    for candidate in _candidates(analysis, reported):
+        if not _applicable(candidate.applicability, settings):
             continue
-        new_text = edited.code
-        try:
-            reanalysed = analyse(new_text, settings)
-            if reanalysed.context is None:  # not parsed: nothing left to analyse in it
-                cst.parse_module(new_text)
-            after = _tally(reanalysed)
-        except (cst.ParserSyntaxError, RecursionError):
+        edited = candidate.make()
+        if edited is None or edited.code == text:
             continue
-        if after[target] < before[target] and all(after[k] <= before[k] for k in after):
-            return Fix(description, applicability, new_text)
+        if _removes(analysis, [reported], edited.code, settings):
+            return Fix(candidate.description, candidate.applicability, edited.code)
     return None
+
+
+def _removes(
+    analysis: Analysis, targets: list[Reported], new_text: str, settings: Settings
+) -> bool:
+    """Whether `new_text` parses and compiles, lacks each target finding and has no finding
+    that the analysed text did not have."""
+    if not targets or not fixes.parses(new_text):
+        return False
+    try:
+        after = _tally(analyse(new_text, settings))
+    except (cst.ParserSyntaxError, RecursionError):
+        return False
+    expected = _tally(analysis)
+    expected.subtract(Counter((_code(r), _identity(r)) for r in targets))
+    return all(after[key] <= max(expected[key], 0) for key in after)
 
 
 def _tally(analysis: Analysis) -> Counter[tuple[str, str]]:
@@ -262,6 +347,7 @@ class FileResult:
     fixed_data: bytes | None = None  # fixed_text in the file's own encoding (and BOM)
     fixes_applied: int = 0
     written: bool = False
+    not_written: str | None = None  # why a fix could not be written, for the user
     internal_error: bool = False
 
 

@@ -6,8 +6,13 @@ parses and whose re-lint shows the finding gone and nothing new.
 
 from __future__ import annotations
 
+import difflib
+import errno
+import os
+import signal
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Union
 
@@ -16,6 +21,12 @@ import libcst as cst
 
 @dataclass(frozen=True)
 class InsertAfter:
+    anchor: cst.BaseStatement
+    code: str
+
+
+@dataclass(frozen=True)
+class InsertBefore:
     anchor: cst.BaseStatement
     code: str
 
@@ -34,7 +45,17 @@ class MoveAfter:
     anchor: cst.BaseStatement
 
 
-Edit = Union[InsertAfter, InsertFirst, MoveAfter]
+Edit = Union[InsertAfter, InsertBefore, InsertFirst, MoveAfter]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to fix a finding, with what it may change beyond the defect (ruff's words:
+    "safe" keeps the program's meaning otherwise, "unsafe" may not)."""
+
+    description: str
+    edit: Edit
+    applicability: str = "safe"
 
 
 def apply(module: cst.Module, edit: Edit) -> cst.Module | None:
@@ -70,6 +91,14 @@ class _Editor(cst.CSTTransformer):
         originals = list(original.body)  # type: ignore[attr-defined]
         for old, new in zip(originals, body):
             if isinstance(edit, MoveAfter) and old is edit.statement:
+                changed = True
+                continue
+            if isinstance(edit, InsertBefore) and old is edit.anchor:
+                inserted = self._new_statement()
+                # the anchor's blank lines and comments stay above the pair
+                lead = getattr(new, "leading_lines", ())
+                out.append(inserted.with_changes(leading_lines=lead))
+                out.append(new.with_changes(leading_lines=[]))
                 changed = True
                 continue
             out.append(new)
@@ -112,8 +141,11 @@ class _Editor(cst.CSTTransformer):
         block = updated.body
         if not isinstance(block, cst.IndentedBlock):
             raise ValueError("loop body on one line")
+        body = list(block.body)
+        # a function's docstring stays its first statement
+        skip = 1 if isinstance(original, cst.FunctionDef) and original.get_docstring() else 0
         return updated.with_changes(
-            body=block.with_changes(body=[self._new_statement(), *block.body])
+            body=block.with_changes(body=[*body[:skip], self._new_statement(), *body[skip:]])
         )
 
 
@@ -170,6 +202,38 @@ class _WrapRun(cst.CSTTransformer):
         return updated.with_changes(body=self._body(original, updated))
 
 
+def merge(original: str, fixed_texts: Sequence[str]) -> tuple[str, list[int]]:
+    """Combine fixes made separately to `original`: each fix's changed lines are taken while
+    they overlap no fix taken before. Returns the combined text and which fixes it holds."""
+    lines = original.splitlines(keepends=True)
+    taken: list[tuple[int, int]] = []  # changed spans of `lines`, an insertion as one point
+    hunks: list[tuple[int, int, list[str]]] = []
+    included: list[int] = []
+    for index, text in enumerate(fixed_texts):
+        new_lines = text.splitlines(keepends=True)
+        matcher = difflib.SequenceMatcher(None, lines, new_lines, autojunk=False)
+        changes = [
+            (i1, i2, new_lines[j1:j2])
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+            if tag != "equal"
+        ]
+        if not changes or any(_overlaps(i1, i2, t) for i1, i2, _ in changes for t in taken):
+            continue
+        taken.extend((i1, i2) for i1, i2, _ in changes)
+        hunks.extend(changes)
+        included.append(index)
+    for i1, i2, replacement in sorted(hunks, key=lambda h: (h[0], h[1]), reverse=True):
+        lines[i1:i2] = replacement
+    return "".join(lines), included
+
+
+def _overlaps(i1: int, i2: int, span: tuple[int, int]) -> bool:
+    """Two changes touch or neighbour the same lines, or insert at the same place (whose
+    order would be a guess)."""
+    j1, j2 = span
+    return max(i1, j1) <= min(i2, j2)
+
+
 def parses(text: str, original: str | None = None, path: str = "<fixed>") -> bool:
     """The last check before a fixed text is written: a fix must never break the file.
 
@@ -194,33 +258,55 @@ def _compiles(text: str, path: str) -> bool:
     return True
 
 
-def write_atomically(path: str, original: bytes, data: bytes) -> bool:
+def write_in_place(path: str, original: bytes, data: bytes) -> str | None:
     """Replace the file's content with `data` unless it changed since it was read as `original`.
+    Returns None when written, else why not, in the user's words.
 
-    The new content goes to a temporary file in the same folder (same permissions) and is
-    renamed over the original, so an interruption leaves either the old or the new file.
+    The file is rewritten in place, as ruff and black do, not replaced by a renamed temporary
+    file: a new file would lose its owner and group, split hard links, turn a symbolic link into
+    a copy and need a writable folder. The new bytes are whole and checked before the file is
+    opened, their room is reserved first, Ctrl-C waits until they are written, and they go over
+    the old bytes before the file is cut to length, so the file is never found empty.
     """
-    import os
-    import tempfile
-
     try:
-        with open(path, "rb") as handle:
+        if not os.stat(path).st_mode & 0o222:  # root may write anyway; the user said no
+            return "not fixed: the file is read-only"
+        with open(path, "r+b") as handle:
             if handle.read() != original:
-                return False
-        mode = os.stat(path).st_mode
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, temporary = tempfile.mkstemp(prefix=".gradlint-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
+                return "not fixed: the file changed since it was read"
+            if len(data) > len(original):
+                _reserve(handle.fileno(), len(data))
+            with _interruptions_held():
+                handle.seek(0)
                 handle.write(data)
+                handle.truncate()
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temporary, mode & 0o7777)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+    except OSError as error:
+        return f"not fixed: cannot write the file: {error.strerror or error}"
+    return None
+
+
+def _reserve(descriptor: int, size: int) -> None:
+    """Room on the disk for `size` bytes before any byte is overwritten, so that a full disk
+    stops the fix before it starts; a file system that cannot promise it is written all the same."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(descriptor, 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
-    except OSError:
-        return False
-    return True
+
+
+@contextmanager
+def _interruptions_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the file is whole; they take effect right after."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

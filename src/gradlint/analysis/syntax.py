@@ -217,6 +217,16 @@ def _assigned_targets(node: cst.CSTNode) -> set[str]:
     return found
 
 
+def bound_here(node: cst.CSTNode) -> set[str]:
+    """Names this node itself binds (not its children): `x = ...`, `for x in`, `as x`, `x :=`."""
+    kind = type(node)
+    if kind is cst.Assign:
+        return {n for t in cast(cst.Assign, node).targets for n in _target_names(t.target)}
+    if kind in _BINDING_FIELD:
+        return _target_names(getattr(node, _BINDING_FIELD[kind]))
+    return set()
+
+
 def _target_names(target: cst.CSTNode) -> set[str]:
     if isinstance(target, (cst.Tuple, cst.List)):
         out: set[str] = set()

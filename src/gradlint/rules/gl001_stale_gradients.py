@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.analysis.fix_safety import (
+    GradReads,
+    enclosing_function,
+    guards,
+    is_window_test,
+    reads_before,
+)
 from gradlint.analysis.state import StaleGradient
-from gradlint.analysis.syntax import assigned_targets, code_of, dotted, names_in, walk
-from gradlint.fixes import Edit, InsertAfter, InsertFirst
+from gradlint.analysis.syntax import bound_here, code_of, dotted, last_name, names_in, walk
+from gradlint.fixes import Candidate, InsertAfter, InsertBefore, InsertFirst
 from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
 
@@ -82,43 +89,161 @@ def trail(finding: StaleGradient) -> tuple[str, ...]:
     return path_through(finding.previous_update, finding.backward, finding.update)
 
 
-def fix_candidates(finding: StaleGradient, tree: Tree) -> tuple[str, list[Edit]]:
-    update = finding.update.node
+def fix_candidates(finding: StaleGradient, tree: Tree, reads: GradReads) -> list[Candidate]:
+    """Best first: a reset at the start of the iteration (where PyTorch's tutorials put it),
+    else right before the `backward()` that adds onto used gradient, else after the update.
+    A placement is safe only when no read of `.grad` can run between it and that backward."""
+    update, backward = finding.update.node, finding.backward.node
     if update is None:
-        return "", []
+        return []
     anchor = tree.statement(update)
     if not isinstance(anchor, cst.SimpleStatementLine):
-        return "", []
+        return []
     optimizer = _optimizer_text(update)
-    if optimizer is not None:
-        code = f"{optimizer}.zero_grad()"
-        candidates: list[Edit] = []
-        backward = finding.backward.node
-        backward_ancestors = {id(a) for a in tree.ancestors(backward)} if backward else set()
-        for loop in tree.loops(anchor):
-            if id(loop) in backward_ancestors:
-                # at the top of the pass the optimizer's name must already be bound
-                bound_inside = names_in(cst.parse_expression(optimizer)) & assigned_targets(
-                    loop.body
+    tensor = None if optimizer is not None else _tensor_text(update)
+    if optimizer is None and tensor is None:
+        return []
+    code = f"{optimizer}.zero_grad()" if optimizer is not None else f"{tensor}.grad = None"
+    target = optimizer or tensor or ""
+    candidates: list[Candidate] = []
+    region = _iteration(anchor, backward, tree)
+    before = _reaching(region, backward, tree) if region is not None else None
+    windowed = region is not None and any(
+        is_window_test(t) for t in guards(anchor, tree, stop=region)
+    )
+    if region is not None and before is not None and not windowed:
+        if _can_start_iteration(region, before, target, tree, reads):
+            candidates.append(
+                Candidate(
+                    f"Insert `{code}` at the start of the iteration", InsertFirst(region, code)
                 )
-                if (
-                    not tree.conditional_within(anchor, loop)
-                    and isinstance(loop.body, cst.IndentedBlock)
-                    and not bound_inside
-                ):
-                    candidates.append(InsertFirst(loop, code))
-                break
-        candidates.append(InsertAfter(anchor, code))
-        closure = _closure_of(update, tree)
-        if closure is not None and isinstance(closure.body, cst.IndentedBlock):
-            # LBFGS evaluates the closure several times per step: it must reset itself
-            candidates.append(InsertFirst(closure, code))
-        return f"Insert `{code}`", candidates
-    tensor = _tensor_text(update)
-    if tensor is None:
-        return "", []
-    code = f"{tensor}.grad = None"
-    return f"Insert `{code}` after the update", [InsertAfter(anchor, code)]
+            )
+        if _just_before_is_safe(before, backward, reads, tree):
+            own_line = backward is not None and before is tree.statement(backward)
+            label = finding.backward.label if own_line else "the call"
+            candidates.append(
+                Candidate(f"Insert `{code}` before `{label}`", InsertBefore(before, code))
+            )
+    loop = region if isinstance(region, (cst.For, cst.While)) else None
+    after = "safe" if _after_is_safe(anchor, before, loop, tree, reads) else "unsafe"
+    candidates.append(
+        Candidate(
+            f"Insert `{code}` after `{finding.update.label}`", InsertAfter(anchor, code), after
+        )
+    )
+    closure = _closure_of(update, tree) if optimizer is not None else None
+    if closure is not None and isinstance(closure.body, cst.IndentedBlock):
+        # LBFGS evaluates the closure several times per step: it must reset itself
+        candidates.append(
+            Candidate(f"Insert `{code}` at the start of the closure", InsertFirst(closure, code))
+        )
+    return candidates
+
+
+def _iteration(
+    anchor: cst.BaseStatement, backward: cst.CSTNode | None, tree: Tree
+) -> cst.For | cst.While | cst.FunctionDef | None:
+    """What one iteration of training is, as a block to put a reset into: the innermost loop of
+    the update's function from which the backward is reached (in it, or through a call made in
+    it), else the update's function when the backward is in it too (a `training_step` that a
+    framework calls once per batch)."""
+    if backward is None:
+        return None
+    for loop in tree.loops(anchor):
+        if _reaching(loop, backward, tree) is not None:
+            return loop
+    function = enclosing_function(anchor, tree)
+    if function is not None and function is enclosing_function(backward, tree):
+        return function
+    return None
+
+
+def _reaching(
+    region: cst.CSTNode, backward: cst.CSTNode | None, tree: Tree
+) -> cst.BaseStatement | None:
+    """The statement of `region` that runs the backward: the backward's own line, or the first
+    line that calls the function the backward is in."""
+    if backward is None:
+        return None
+    if any(a is region for a in tree.ancestors(backward)):
+        statement = tree.statement(backward)
+        if statement is None or enclosing_function(statement, tree) is not _function_of(
+            region, tree
+        ):
+            return None
+        return statement
+    function = enclosing_function(backward, tree)
+    if function is None:
+        return None
+    for node in walk(region):
+        if isinstance(node, cst.Call) and last_name(node.func) == function.name.value:
+            statement = tree.statement(node)
+            if isinstance(statement, cst.SimpleStatementLine):
+                return statement
+    return None
+
+
+def _function_of(region: cst.CSTNode, tree: Tree) -> cst.FunctionDef | None:
+    return region if isinstance(region, cst.FunctionDef) else enclosing_function(region, tree)
+
+
+def _can_start_iteration(
+    loop: cst.For | cst.While | cst.FunctionDef,
+    before: cst.BaseStatement,
+    target: str,
+    tree: Tree,
+    reads: GradReads,
+) -> bool:
+    """At the top of the pass the reset must run on every pass that reaches the backward,
+    nothing before the backward may read `.grad`, and its receiver must already be bound."""
+    if not isinstance(loop.body, cst.IndentedBlock) or tree.conditional_within(before, loop):
+        return False
+    bound_inside = names_in(cst.parse_expression(target)) & _rebound(loop.body)
+    return not bound_inside and not reads_before(reads, loop, before, tree)
+
+
+def _rebound(block: cst.BaseSuite) -> set[str]:
+    """Names a block binds anew (`x += 1` changes a name that must already be bound)."""
+    return {
+        name
+        for node in walk(block)
+        if not isinstance(node, cst.AugAssign)
+        for name in bound_here(node)
+    }
+
+
+def _just_before_is_safe(
+    before: cst.BaseStatement, backward: cst.CSTNode | None, reads: GradReads, tree: Tree
+) -> bool:
+    """Right before the backward's line nothing can run in between, unless the same line reads
+    `.grad` ahead of the backward (`log(p.grad); loss.backward()`)."""
+    if not isinstance(before, cst.SimpleStatementLine) or backward is None:
+        return False
+    for small in before.body:
+        if backward is small or any(a is small for a in tree.ancestors(backward)):
+            return True
+        if reads.reads(small):
+            return False
+    return True
+
+
+def _after_is_safe(
+    anchor: cst.SimpleStatementLine,
+    before: cst.BaseStatement | None,
+    loop: cst.For | cst.While | None,
+    tree: Tree,
+    reads: GradReads,
+) -> bool:
+    """Right after the update, a later read of `.grad` (logging, an assert, a check at the top
+    of the next pass) would find None. Safe only when every read in the loop lies between a
+    backward that runs on every pass and the update; not in a helper whose callers may read."""
+    if loop is None:
+        return False
+    order = {id(node): index for index, node in enumerate(walk(loop.body))}
+    steady = before is not None and not tree.conditional_within(before, loop)
+    low = order.get(id(before), -1) if steady else len(order)
+    high = order.get(id(anchor), -1)
+    return all(low < order[id(site)] < high for site in reads.sites(loop.body, exclude=anchor))
 
 
 def _closure_of(update: cst.CSTNode, tree: Tree) -> cst.FunctionDef | None:

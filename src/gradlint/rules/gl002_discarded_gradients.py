@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.analysis.fix_safety import (
+    depends_on_data,
+    enclosing_function,
+    guards,
+    is_window_test,
+    names_bound_at,
+)
 from gradlint.analysis.state import DiscardedGradient
-from gradlint.analysis.syntax import code_of
-from gradlint.fixes import Edit, MoveAfter
+from gradlint.analysis.syntax import code_of, names_in, walk
+from gradlint.fixes import Candidate, MoveAfter
 from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
 
@@ -80,31 +87,82 @@ def trail(finding: DiscardedGradient) -> tuple[str, ...]:
     return path_through(finding.backward, finding.reset, finding.update)
 
 
-def fix_candidates(finding: DiscardedGradient, tree: Tree) -> tuple[str, list[Edit]]:
+def fix_candidates(finding: DiscardedGradient, tree: Tree) -> list[Candidate]:
+    """Move the reset to right after the update it starved. Moving a reset later never turns a
+    value some read of `.grad` saw into None; it is unsafe when it crosses a condition that
+    depends on data, and never offered across a function whose names it would lose."""
     reset, update = finding.reset.node, finding.update.node
     if reset is None or update is None:
-        return "", []
+        return []
     moved = tree.statement(reset)
     anchor = tree.statement(update)
     if not isinstance(anchor, cst.SimpleStatementLine) or moved is None:
-        return "", []
+        return []
     if isinstance(moved, cst.SimpleStatementLine) and len(moved.body) != 1:
-        return "", []
+        return []
     # A reset inside `for p in params:` moves with its loop.
     parent_loop = next(iter(tree.loops(moved)), None)
     tensor = finding.reset.label.split(".grad", 1)[0]
     if isinstance(parent_loop, cst.For) and tensor in _target_names(parent_loop.target):
         moved = parent_loop
     if moved is anchor or any(a is moved for a in tree.ancestors(anchor)):
-        return "", []
+        return []
     following = tree.next_statement(anchor)
     if following is not None and _same_code(following, moved):
         # the update is already followed by this reset: the bug lies elsewhere (an update the
         # loop misses, e.g. on its last batch), and moving would only duplicate the line
-        return "", []
-    return f"Move `{finding.reset.label}` after `{update_label(finding)}`", [
-        MoveAfter(moved, anchor)
+        return []
+    if not names_bound_at(moved, anchor, tree):
+        return []
+    crossed = _crossed_guards(moved, anchor, tree)
+    same_function = enclosing_function(moved, tree) is enclosing_function(anchor, tree)
+    safe = same_function and not any(depends_on_data(test) for test in crossed)
+    description = f"Move `{finding.reset.label}` after `{update_label(finding)}`"
+    return [Candidate(description, MoveAfter(moved, anchor), "safe" if safe else "unsafe")]
+
+
+def _crossed_guards(
+    moved: cst.CSTNode, anchor: cst.CSTNode, tree: Tree
+) -> list[cst.BaseExpression]:
+    """The conditions the reset leaves or enters by moving: those of one place, not both."""
+    source = guards(moved, tree)
+    destination = guards(anchor, tree)
+    return [t for t in source if not any(t is d for d in destination)] + [
+        t for t in destination if not any(t is o for o in source)
     ]
+
+
+def deliberate_skip(finding: DiscardedGradient, tree: Tree) -> bool:
+    """A step that a data-dependent condition skips (`if torch.isfinite(norm): opt.step()`),
+    with a reset on every pass, throws the bad batch away on purpose: not accumulation. Only
+    a window (`i % k`, an accumulation count, `sync_gradients`) or a loss divided by the
+    count used in the step's condition shows that gradient was meant to be kept."""
+    update = finding.update.node
+    if finding.nothing_left or update is None:
+        return False
+    conditions = guards(update, tree)
+    if not conditions or any(is_window_test(test) for test in conditions):
+        return False
+    return not _loss_scaled_by(conditions, finding, tree)
+
+
+def _loss_scaled_by(
+    conditions: list[cst.BaseExpression], finding: DiscardedGradient, tree: Tree
+) -> bool:
+    """`loss = loss / n` (or `/=`) in the backward's function with `n` also in a condition."""
+    backward = finding.backward.node
+    function = enclosing_function(backward, tree) if backward is not None else None
+    scope: cst.CSTNode = function if function is not None else tree.module
+    in_conditions = {n for test in conditions for n in names_in(test)}
+    for node in walk(scope):
+        divisor = None
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            divisor = node.right
+        elif isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.DivideAssign):
+            divisor = node.value
+        if divisor is not None and names_in(divisor) & in_conditions:
+            return True
+    return False
 
 
 def _same_code(first: cst.CSTNode, second: cst.CSTNode) -> bool:
