@@ -148,6 +148,96 @@ def test_fix_applied_in_a_file_of_newer_grammar(tmp_path: Path) -> None:
     assert path.read_text() == "type Batch = list[int]\n" + STALE_FIXED
 
 
+# --- 3. symlinks ----------------------------------------------------------------------------
+
+
+def test_fix_through_a_symlink_fixes_the_target_once(tmp_path: Path) -> None:
+    target = tmp_path / "target.py"
+    target.write_text(STALE)
+    alias = tmp_path / "alias.py"  # walked before its target
+    alias.symlink_to("target.py")
+    code, _, err = check(tmp_path, "--fix", ".")
+    assert code == 0, err
+    assert alias.is_symlink() and os.readlink(alias) == "target.py"
+    assert target.read_text() == STALE_FIXED
+
+
+def test_fix_of_a_symlink_named_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "target.py"
+    target.write_text(STALE)
+    (tmp_path / "alias.py").symlink_to(target)
+    check(tmp_path, "--fix", "alias.py")
+    assert (tmp_path / "alias.py").is_symlink()
+    assert target.read_text() == STALE_FIXED
+
+
+# --- 4. owner, group, links, read-only files, write failures ---------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_fix_keeps_owner_and_group(tmp_path: Path) -> None:
+    path = tmp_path / "train.py"
+    path.write_text(STALE)
+    os.chown(path, 12345, 23456)
+    check(tmp_path, "--fix", "train.py")
+    after = path.stat()
+    assert (after.st_uid, after.st_gid) == (12345, 23456)
+    assert path.read_text() == STALE_FIXED
+
+
+def test_fix_keeps_hard_links(tmp_path: Path) -> None:
+    path = tmp_path / "train.py"
+    path.write_text(STALE)
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / "same.py"
+    os.link(path, twin)
+    code, _, err = check(tmp_path, "--fix", "train.py", "other")
+    assert code == 0, err
+    assert path.stat().st_ino == twin.stat().st_ino
+    assert twin.read_text() == STALE_FIXED
+
+
+def test_read_only_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "train.py"
+    path.write_text(STALE)
+    path.chmod(0o444)
+    code, out, err = check(tmp_path, "--fix", "train.py")
+    assert path.read_text() == STALE
+    assert code == 2
+    assert "train.py" in err and "read-only" in err
+    assert b"train.py:7:5: GL001" in out  # not fixed, so still reported
+
+
+def test_read_only_folder_does_not_stop_the_fix(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    path = folder / "train.py"
+    path.write_text(STALE)
+    folder.chmod(0o555)
+    try:
+        code, _, err = check(tmp_path, "--fix", "src")
+    finally:
+        folder.chmod(0o755)
+    assert code == 0, err
+    assert path.read_text() == STALE_FIXED
+    assert [p.name for p in folder.iterdir()] == ["train.py"]  # nothing created beside it
+
+
+def test_write_failure_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "train.py"
+    path.write_text(STALE)
+    (tmp_path / "other.py").write_text(STALE)
+
+    def full_disk(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    code, _, err = check(tmp_path, "--fix", "train.py", "other.py")
+    assert code == 2
+    assert "train.py" in err and "other.py" in err and "No space left on device" in err
+
+
 # --- 8. select and ignore: ignore wins a tie ---------------------------------------------------
 
 

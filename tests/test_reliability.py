@@ -6,8 +6,10 @@ the run went on: its GL001 must be reported whatever happened to the bad file.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import signal
 import textwrap
 import time
 import types
@@ -485,29 +487,37 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".gradlint-"))
 
 
-@pytest.mark.parametrize(
-    ("target", "failure"),
-    [("replace", KeyboardInterrupt), ("fsync", OSError), ("chmod", OSError)],
-)
-def test_interrupted_fix_leaves_the_original(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, failure: type[BaseException]
+def test_full_disk_stops_the_fix_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _loop_file(tmp_path)
     original = path.read_bytes()
 
-    def interrupt(*args: object, **kwargs: object) -> None:
-        raise failure()
+    def full_disk(descriptor: int, offset: int, size: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, target, interrupt)
-    if failure is KeyboardInterrupt:
-        code, lines = run(tmp_path, "--fix", "loop.py")
-        assert (code, lines[-1:]) == (1, ["Aborted!"])  # click's answer to Ctrl-C
-    else:
-        code, lines = run(tmp_path, "--fix", "loop.py")
-        # not written, so the finding is still there and is reported
-        assert code == 1
-        assert findings(lines, "loop.py")[0].startswith("loop.py:5:5: GL001 ")
+    monkeypatch.setattr(os, "posix_fallocate", full_disk, raising=False)
+    code, lines = run(tmp_path, "--fix", "loop.py")
+    assert code == 2
+    assert "loop.py: not fixed: cannot write the file: No space left on device" in lines
+    assert findings(lines, "loop.py")[0].startswith("loop.py:5:5: GL001 ")  # still there
     assert path.read_bytes() == original
+
+
+def test_ctrl_c_while_writing_leaves_the_whole_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _loop_file(tmp_path)
+    fsync = os.fsync
+
+    def interrupted_fsync(descriptor: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # held until the file is whole
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", interrupted_fsync)
+    code, lines = run(tmp_path, "--fix", "loop.py")
+    assert (code, lines[-1:]) == (1, ["Aborted!"])  # click's answer to Ctrl-C
+    assert path.read_text(encoding="utf-8").splitlines()[3] == INSERTED
     assert _leftovers(tmp_path) == []
 
 
@@ -537,16 +547,17 @@ def test_fix_skipped_when_the_file_changed_since_it_was_read(
 ) -> None:
     path = _loop_file(tmp_path)
     edited = "\n".join([*LOOP, "print('edited meanwhile')", ""])
-    write = fixes.write_atomically
+    write = fixes.write_in_place
 
-    def edit_then_write(target: str, original: bytes, data: bytes) -> bool:
+    def edit_then_write(target: str, original: bytes, data: bytes) -> str | None:
         Path(target).write_text(edited, encoding="utf-8")  # the user saves in the editor
         return write(target, original, data)
 
-    monkeypatch.setattr(fixes, "write_atomically", edit_then_write)
+    monkeypatch.setattr(fixes, "write_in_place", edit_then_write)
     code, lines = run(tmp_path, "--fix", "loop.py")
     assert path.read_text(encoding="utf-8") == edited
-    assert code == 1  # the finding in what was read is still reported
+    assert code == 2
+    assert "loop.py: not fixed: the file changed since it was read" in lines
     assert findings(lines, "loop.py")[0].startswith("loop.py:5:5: GL001 ")
     assert _leftovers(tmp_path) == []
 

@@ -258,14 +258,17 @@ def _written(result: FileResult, data: bytes, settings: Settings, options: Optio
     can never leave a file half written)."""
     if not options.write or result.fixed_data is None or result.fixed_text is None:
         return result
-    result.written = fixes.parses(
-        result.fixed_text, result.text, result.path
-    ) and fixes.write_atomically(result.path, data, result.fixed_data)
-    if result.written:
-        return result
-    # the file changed since it was read, cannot be written or the fix went wrong: report the
-    # file as it is
-    return _lint_one(result.path, data, settings, replace(options, fix=False, write=False))
+    # a fix that does not parse or compile is dropped (its finding is still reported); a write
+    # that fails says why
+    if fixes.parses(result.fixed_text, result.text, result.path):
+        result.not_written = fixes.write_in_place(result.path, data, result.fixed_data)
+        result.written = result.not_written is None
+        if result.written:
+            return result
+    # report the file as it is
+    unfixed = _lint_one(result.path, data, settings, replace(options, fix=False, write=False))
+    unfixed.not_written = result.not_written
+    return unfixed
 
 
 def _cacheable(result: FileResult) -> bool:

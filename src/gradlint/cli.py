@@ -137,7 +137,7 @@ def check(
     )
     results: list[FileResult] = []
     tasks: list[Task] = []
-    seen: set[str] = set()
+    seen: set[object] = set()
     for path in paths or (".",):
         if path == "-":
             name = stdin_filename or "-"
@@ -156,8 +156,8 @@ def check(
             if candidate.problem is not None:
                 problem = Diagnostic("GL901", candidate.path, 1, 1, candidate.problem)
                 results.append(FileResult(candidate.path, [problem]))
-            elif os.path.realpath(candidate.path) not in seen:  # overlapping paths: once
-                seen.add(os.path.realpath(candidate.path))
+            elif _identity(candidate.path) not in seen:  # overlapping paths, links: once
+                seen.add(_identity(candidate.path))
                 tasks.append(Task(candidate.path, config.settings_for(candidate.path)))
     results.extend(lint_files(tasks, options))
     diagnostics = sorted(
@@ -170,16 +170,29 @@ def check(
     elif not (fix and paths == ("-",)):
         sources = {r.path: r.text for r in results}
         write_out(FORMATS[output_format](diagnostics, sources))
+    for result in results:
+        if result.not_written is not None:
+            write_err(f"{result.path}: {result.not_written}\n")
     fixed = sum(r.fixes_applied for r in results)
     if not quiet and not (fix and paths == ("-",)):
         _summary(diagnostics, fixed, show_diff, results)
-    if any(r.internal_error for r in results):
+    if any(r.internal_error or r.not_written is not None for r in results):
         sys.exit(EXIT_ERROR)
     if exit_zero:
         sys.exit(EXIT_CLEAN)
     if show_diff:
         sys.exit(EXIT_FINDINGS if any(r.fixed_text is not None for r in results) else EXIT_CLEAN)
     sys.exit(EXIT_FINDINGS if diagnostics else EXIT_CLEAN)
+
+
+def _identity(path: str) -> object:
+    """One file however it is named (symbolic links, hard links), so it is linted and fixed
+    once."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (found.st_dev, found.st_ino)
 
 
 def _filtered(data: bytes, result: FileResult) -> bytes:
