@@ -55,6 +55,12 @@ def check(folder: Path, *args: str, input: bytes | None = None) -> tuple[int, by
     return result.exit_code, result.stdout_bytes, result.stderr
 
 
+def _added(diff: bytes) -> list[str]:
+    """The lines a diff adds."""
+    lines = diff.decode().splitlines(keepends=True)
+    return [line for line in lines if line.startswith("+") and not line.startswith("+++")]
+
+
 # --- 1. a fix filter always hands the text back -------------------------------------------------
 
 
@@ -236,6 +242,34 @@ def test_write_failure_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     code, _, err = check(tmp_path, "--fix", "train.py", "other.py")
     assert code == 2
     assert "train.py" in err and "other.py" in err and "No space left on device" in err
+
+
+# --- 5. bytes libcst would change -------------------------------------------------------------
+
+
+def test_cr_only_file_keeps_its_last_line_ending(tmp_path: Path) -> None:
+    path = tmp_path / "train.py"
+    path.write_bytes(STALE.replace("\n", "\r").encode())
+    check(tmp_path, "--fix", "train.py")
+    assert path.read_bytes() == STALE_FIXED.replace("\n", "\r").encode()
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("\n    loss = ((", "\n\f    loss = (("),  # the first line of the block
+        ("\n    loss.backward", "\n\f    loss.backward"),  # a later line of the block
+        ("\nmodel = ", "\n\fmodel = "),  # a top-level line
+    ],
+    ids=["first-in-block", "later-in-block", "top-level"],
+)
+def test_form_feed_kept(tmp_path: Path, before: str, after: str) -> None:
+    path = tmp_path / "train.py"
+    path.write_bytes(STALE.replace(before, after).encode())
+    check(tmp_path, "--fix", "train.py")
+    assert path.read_bytes() == STALE_FIXED.replace(before, after).encode()
+    _, out, _ = check(tmp_path, "--diff", "-", input=STALE.replace(before, after).encode())
+    assert _added(out) == ["+" + INSERTED]  # the diff shows the inserted line only
 
 
 # --- 8. select and ignore: ignore wins a tie ---------------------------------------------------

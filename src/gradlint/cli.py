@@ -18,6 +18,7 @@ from gradlint.report import FORMATS, format_option
 from gradlint.report.full import diff
 from gradlint.report.streams import write_err, write_out
 from gradlint.rules import RULES
+from gradlint.source import keep_untouched
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -165,8 +166,11 @@ def check(
     )
     if show_diff:
         for result in results:
-            if result.fixed_text is not None:
-                write_out(diff(result.path, result.text, result.fixed_text))
+            after = result.fixed_text
+            if after is not None:
+                if not result.path.endswith(".ipynb"):
+                    after = keep_untouched(result.text, after)  # as --fix would write it
+                write_out(diff(result.path, result.text, after))
     elif not (fix and paths == ("-",)):
         sources = {r.path: r.text for r in results}
         write_out(FORMATS[output_format](diagnostics, sources))

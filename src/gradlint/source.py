@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import re
 import tokenize
 from dataclasses import dataclass
+
+import libcst as cst
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,40 @@ def decode(path: str, data: bytes) -> SourceFile:
 
 
 def encode(source: SourceFile, text: str) -> bytes:
+    """The fixed `text` as the file's bytes: its encoding and BOM, and every line no fix
+    touched exactly as it was."""
     bom = b"\xef\xbb\xbf" if source.data.startswith(b"\xef\xbb\xbf") else b""
     encoding = "utf-8" if source.encoding == "utf-8-sig" else source.encoding
-    return bom + text.encode(encoding)
+    return bom + keep_untouched(source.text, text).encode(encoding)
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def lines_with_endings(text: str) -> list[str]:
+    """The lines of source text with their endings: unlike str.splitlines, only the line
+    endings Python reads end a line (not a form feed, for one)."""
+    return _LINE.findall(text)
+
+
+def keep_untouched(original: str, fixed: str) -> str:
+    """`fixed` (libcst's print of an edited tree) with the lines no fix touched as they are in
+    `original`. libcst does not print every file back as it read it: a file with CR line endings
+    loses its last one, a form feed in an indentation is dropped or copied onto the block's
+    other lines. Lines that libcst's print of the unedited tree shares with `fixed` are the
+    user's lines; a form feed heading a new line is dropped (it means nothing there)."""
+    try:
+        printed = cst.parse_module(original).code
+    except (cst.ParserSyntaxError, RecursionError):
+        return fixed
+    user, before, after = (lines_with_endings(t) for t in (original, printed, fixed))
+    if printed == original or len(user) != len(before):
+        return fixed
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        out.extend(user[i1:i2] if tag == "equal" else (line.lstrip("\f") for line in after[j1:j2]))
+    return "".join(out)
 
 
 # CPython refuses deeper bracket nesting ("too many nested parentheses"); libcst's native parser

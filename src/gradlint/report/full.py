@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from gradlint.diagnostics import Diagnostic
 from gradlint.report.edits import cell_source
+from gradlint.source import lines_with_endings
 
 
 def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
@@ -43,8 +44,8 @@ def _frame(text: str, line: int, col: int) -> list[str]:
 
 def diff(path: str, before: str, after: str) -> str:
     lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
+        lines_with_endings(before),
+        lines_with_endings(after),
         fromfile=f"a/{path.lstrip('/')}",
         tofile=f"b/{path.lstrip('/')}",
     )
