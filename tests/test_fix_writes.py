@@ -272,6 +272,34 @@ def test_form_feed_kept(tmp_path: Path, before: str, after: str) -> None:
     assert _added(out) == ["+" + INSERTED]  # the diff shows the inserted line only
 
 
+# --- 7. --diff says what it could not do -------------------------------------------------------
+
+
+def test_diff_reports_files_it_did_not_analyse(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("import torch\nfor x in (:\n    loss.backward()\n")
+    (tmp_path / "latin.py").write_bytes(b"import torch\nname = '\xff'\n")
+    code, out, err = check(tmp_path, "--diff", "broken.py", "latin.py")
+    assert code == 1
+    assert out == b""
+    assert "broken.py:2:" in err and "GL900" in err
+    assert "latin.py:2:" in err and "GL901" in err
+
+
+def test_diff_shows_fixes_and_problems(tmp_path: Path) -> None:
+    (tmp_path / "stale.py").write_text(STALE)
+    (tmp_path / "broken.py").write_text("import torch\nfor x in (:\n    loss.backward()\n")
+    code, out, err = check(tmp_path, "--diff", ".")
+    assert code == 1
+    assert _added(out) == ["+" + INSERTED]
+    assert "broken.py:2:" in err and "GL900" in err
+
+
+def test_diff_of_clean_files_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "clean.py").write_text(STALE_FIXED)
+    code, out, _ = check(tmp_path, "--diff", ".")
+    assert (code, out) == (0, b"")
+
+
 # --- 8. select and ignore: ignore wins a tie ---------------------------------------------------
 
 

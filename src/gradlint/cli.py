@@ -10,7 +10,14 @@ import click
 from gradlint import __version__, fixes
 from gradlint.batch import DEFAULT_TIMEOUT, Options, Task, default_jobs, lint_files
 from gradlint.cache import DEFAULT_DIR, Cache
-from gradlint.config import Config, ConfigError, Selection, load_config, unknown_codes
+from gradlint.config import (
+    INPUT_PROBLEMS,
+    Config,
+    ConfigError,
+    Selection,
+    load_config,
+    unknown_codes,
+)
 from gradlint.diagnostics import Diagnostic
 from gradlint.discover import discover
 from gradlint.engine import FileResult, lint_source
@@ -164,6 +171,7 @@ def check(
     diagnostics = sorted(
         (d for r in results for d in r.diagnostics if _shown(d, config)), key=lambda d: d.sort_key
     )
+    not_analysed = [d for d in diagnostics if d.code.startswith(INPUT_PROBLEMS)]
     if show_diff:
         for result in results:
             after = result.fixed_text
@@ -171,6 +179,8 @@ def check(
                 if not result.path.endswith(".ipynb"):
                     after = keep_untouched(result.text, after)  # as --fix would write it
                 write_out(diff(result.path, result.text, after))
+        # a file that was not analysed has no diff to show: say so, as `check` does
+        write_err(FORMATS["concise"](not_analysed, {}))
     elif not (fix and paths == ("-",)):
         sources = {r.path: r.text for r in results}
         write_out(FORMATS[output_format](diagnostics, sources))
@@ -185,7 +195,8 @@ def check(
     if exit_zero:
         sys.exit(EXIT_CLEAN)
     if show_diff:
-        sys.exit(EXIT_FINDINGS if any(r.fixed_text is not None for r in results) else EXIT_CLEAN)
+        changed = any(r.fixed_text is not None for r in results)
+        sys.exit(EXIT_FINDINGS if changed or not_analysed else EXIT_CLEAN)
     sys.exit(EXIT_FINDINGS if diagnostics else EXIT_CLEAN)
 
 

@@ -23,6 +23,7 @@ from gradlint.diagnostics import Diagnostic, Fix
 from gradlint.rules import RULES
 from gradlint.rules import gl001_stale_gradients as gl001
 from gradlint.rules import gl002_discarded_gradients as gl002
+from gradlint.rules import gl112_step_before_backward as gl112
 from gradlint.rules.base import Context, Rule, Violation
 from gradlint.source import UnreadableSource, decode, encode, too_deeply_nested
 from gradlint.tree import Tree
@@ -109,6 +110,15 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
                 if not (isinstance(f, DiscardedGradient) and gl002.deliberate_skip(f, context.tree))
             ]
         violations = [v for rule in checks if rule.check for v in rule.check(context)]
+        if any(isinstance(f, DiscardedGradient) for f in findings):
+            # a step before its backward is the bug, selected or not; the reset that starves
+            # the step is not (GL112)
+            early = {id(v.node) for v in gl112.check(context)}
+            findings = [
+                f
+                for f in findings
+                if not (isinstance(f, DiscardedGradient) and id(f.update.node) in early)
+            ]
     return Analysis(module, findings, violations, context)
 
 

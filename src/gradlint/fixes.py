@@ -45,7 +45,13 @@ class MoveAfter:
     anchor: cst.BaseStatement
 
 
-Edit = Union[InsertAfter, InsertBefore, InsertFirst, MoveAfter]
+@dataclass(frozen=True)
+class MoveBefore:
+    statement: cst.BaseStatement
+    anchor: cst.BaseStatement
+
+
+Edit = Union[InsertAfter, InsertBefore, InsertFirst, MoveAfter, MoveBefore]
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,11 @@ class _Editor(cst.CSTTransformer):
     def __init__(self, edit: Edit):
         self.edit = edit
         self.moved: cst.BaseStatement | None = None
-        if isinstance(edit, MoveAfter):
+        if isinstance(edit, (MoveAfter, MoveBefore)):
             self.moved = edit.statement
 
     def _new_statement(self) -> cst.BaseStatement:
-        if isinstance(self.edit, MoveAfter):
+        if isinstance(self.edit, (MoveAfter, MoveBefore)):
             return (
                 self.edit.statement.with_changes(leading_lines=[])
                 if _only_blank(self.edit.statement)
@@ -90,20 +96,21 @@ class _Editor(cst.CSTTransformer):
         changed = False
         originals = list(original.body)  # type: ignore[attr-defined]
         for old, new in zip(originals, body):
-            if isinstance(edit, MoveAfter) and old is edit.statement:
+            if isinstance(edit, (MoveAfter, MoveBefore)) and old is edit.statement:
                 changed = True
                 continue
-            if isinstance(edit, InsertBefore) and old is edit.anchor:
+            if isinstance(edit, (InsertBefore, MoveBefore)) and old is edit.anchor:
                 inserted = self._new_statement()
                 # the anchor's blank lines and comments stay above the pair
                 lead = getattr(new, "leading_lines", ())
-                out.append(inserted.with_changes(leading_lines=lead))
+                own = getattr(inserted, "leading_lines", ())
+                out.append(inserted.with_changes(leading_lines=[*lead, *own]))
                 out.append(new.with_changes(leading_lines=[]))
                 changed = True
                 continue
             out.append(new)
             anchor = getattr(edit, "anchor", None)
-            if anchor is not None and old is anchor:
+            if old is anchor and isinstance(edit, (InsertAfter, MoveAfter)):
                 out.append(self._new_statement())
                 changed = True
         return out if changed else None

@@ -21,7 +21,7 @@ from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_
 _IN_PLACE_UPDATES = frozenset(
     {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
 )
-_BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
+BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
 # torch.distributed.autograd (often imported as dist_autograd): backward(context_id, losses)
 _DISTRIBUTED_AUTOGRAD = re.compile(r"(?:^|\.)(?:dist_autograd|distributed\.autograd)$")
 
@@ -150,7 +150,7 @@ class Recognizer:
         receiver_node = func.value if isinstance(func, cst.Attribute) else None
         receiver = names.resolve(code_of(receiver_node)) if receiver_node is not None else None
 
-        if method in _BACKWARD_FUNCTIONS:
+        if method in BACKWARD_FUNCTIONS:
             if receiver is not None and _DISTRIBUTED_AUTOGRAD.search(receiver):
                 return None  # gradients go to the distributed autograd context, not `.grad`
             return Backward(self.site(names, call), _loss_name(call, receiver_node))

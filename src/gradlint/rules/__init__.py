@@ -17,6 +17,7 @@ from gradlint.rules.gl108_data_attribute import RULE as GL108
 from gradlint.rules.gl109_leaf_updated_in_place import RULE as GL109
 from gradlint.rules.gl110_moved_leaf import RULE as GL110
 from gradlint.rules.gl111_zero_missing_grad import RULE as GL111
+from gradlint.rules.gl112_step_before_backward import RULE as GL112
 
 RULES: dict[str, Rule] = {
     rule.code: rule
@@ -34,6 +35,7 @@ RULES: dict[str, Rule] = {
         GL109,
         GL110,
         GL111,
+        GL112,
         GL900,
         GL901,
         GL902,
