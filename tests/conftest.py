@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,19 @@ from click import testing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = Path(__file__).parent.parent / "examples"
+# the smallest training loop with a stale gradient: its fix inserts `opt.zero_grad()` first
+STALE = textwrap.dedent(
+    """\
+    import torch
+
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x, y in batches:
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+    """
+)
 _EXPECT = re.compile(r"#.*\bexpect:\s*((?:GL\d{3}[,\s]*)+)")
 _RUNTIME_SKIP = re.compile(r"^# runtime: skip\b(.*)$", re.MULTILINE)
 # `# runtime: GL002 (why)`: autograd reports this line although gradlint, on purpose, does not
