@@ -29,8 +29,9 @@ from gradlint.source import UnreadableSource, decode, encode, too_deeply_nested
 from gradlint.tree import Tree
 from gradlint.triggers import matches
 
-# time that formats showing fixes spend checking fixes one by one, after the combined check
+# most time that formats showing fixes spend on each finding's own fix, after the combined check
 FIX_CHECK_SECONDS = 5.0
+FIX_CHECK_MIN_SECONDS = 0.5
 # the rules whose findings come from the path analysis (flow) rather than from a check
 FLOW_CODES = ("GL001", "GL002")
 
@@ -44,6 +45,7 @@ class Analysis:
     violations: list[Violation] = field(default_factory=list)
     context: Context | None = None
     _reads: GradReads | None = field(default=None, repr=False)
+    seconds: float = 0.0  # how long the analysis took
 
     def get_tree(self) -> Tree:
         return self.context.tree if self.context is not None else Tree(self.module)
@@ -158,7 +160,9 @@ def _flow_wording(finding: Finding) -> tuple[str, tuple[str, ...]]:
 def lint_text(
     path: str, text: str, settings: Settings, with_fixes: bool = False
 ) -> list[Diagnostic]:
+    started = time.monotonic()
     analysis = analyse(text, settings)
+    analysis.seconds = time.monotonic() - started
     diagnostics = diagnose(path, text, analysis, settings)
     if not with_fixes or not diagnostics:
         return diagnostics
@@ -174,36 +178,29 @@ def fix_text(
     """Apply every applicable fix; returns the text and the count. Unsafe fixes only when the
     settings allow them (`--unsafe-fixes`), as ruff does.
 
-    Each round proposes one fix per finding, combines those that touch different lines, and
-    checks the result with one re-lint; only when that fails are fixes tried one at a time.
-    Every applied fix removes a finding and adds none, so the rounds end.
+    Each round takes the best candidate of every finding, makes them all at once and checks
+    the result with one re-lint; only when that fails are fixes tried one at a time. Every
+    applied fix removes a finding and adds none, so the rounds end.
     `accept(before, after)` can refuse a fix (a notebook refuses one that spans cells).
     """
     applied = 0
     while True:
         analysis = analyse(text, settings)
-        lines = text.splitlines()
-        pending = [
-            reported
-            for (code, line, _), group in sorted(_by_site(analysis, settings).items())
-            if not noqa.is_suppressed(_line(lines, line), code)
-            for reported in group
+        chosen = [
+            (reported, candidate)
+            for reported in _pending(text, analysis, settings)
+            for candidate in _candidates(analysis, reported)[:1]
+            if _applicable(candidate.applicability, settings)
         ]
-        proposals = []
-        for reported in pending:
-            proposal = _first_proposal(text, analysis, reported, settings)
-            if proposal is not None and (accept is None or accept(text, proposal[1].fixed_source)):
-                proposals.append(proposal)
-        if not proposals:
+        if not chosen:
             return text, applied
-        merged, included = fixes.merge(text, [fix.fixed_source for _, fix in proposals])
-        targets = [proposals[i][0] for i in included]
+        merged, targets = _combined(text, analysis, chosen)
         if _removes(analysis, targets, merged, settings) and (
             accept is None or accept(text, merged)
         ):
-            text, applied = merged, applied + len(included)
+            text, applied = merged, applied + len(targets)
             continue
-        for reported, _ in proposals:  # one at a time, each verified on its own
+        for reported, _ in chosen:  # one at a time, each verified on its own
             fix = _verified_fix(text, analysis, reported, settings)
             if fix is not None and (accept is None or accept(text, fix.fixed_source)):
                 text, applied = fix.fixed_source, applied + 1
@@ -212,47 +209,85 @@ def fix_text(
             return text, applied
 
 
+def _pending(text: str, analysis: Analysis, settings: Settings) -> list[Reported]:
+    """What is reported and not suppressed, in file order."""
+    lines = text.splitlines()
+    return [
+        reported
+        for (code, line, _), group in sorted(_by_site(analysis, settings).items())
+        if not noqa.is_suppressed(_line(lines, line), code)
+        for reported in group
+    ]
+
+
 def _applicable(fix_applicability: str, settings: Settings) -> bool:
     return fix_applicability == "safe" or settings.unsafe_fixes
 
 
-def _first_proposal(
-    text: str, analysis: Analysis, reported: Reported, settings: Settings
-) -> tuple[Reported, Fix] | None:
-    """The best candidate fix that applies under the settings, not yet verified."""
-    for candidate in _candidates(analysis, reported):
-        if not _applicable(candidate.applicability, settings):
+def _combined(
+    text: str, analysis: Analysis, chosen: list[tuple[Reported, _Candidate]]
+) -> tuple[str, list[Reported]]:
+    """The text with every chosen fix made, and the findings whose fix it holds. Edits of the
+    path rules are made in one pass over the tree; each other rewrite is made on its own and
+    kept where its lines touch no change taken before."""
+    edits: list[fixes.Edit] = []
+    edited: list[Reported] = []
+    moved: set[int] = set()
+    texts: list[str] = []
+    owners: list[list[Reported]] = []
+    for reported, candidate in chosen:
+        if candidate.edit is None:
+            module = candidate.make()
+            if module is not None:
+                texts.append(module.code)
+                owners.append([reported])
             continue
-        edited = candidate.make()
-        if edited is not None and edited.code != text:
-            return reported, Fix(candidate.description, candidate.applicability, edited.code)
-    return None
+        if candidate.edit in edits:  # one fix for several owners at one site
+            edited.append(reported)
+            continue
+        statement = getattr(candidate.edit, "statement", None)
+        if statement is not None and id(statement) in moved:
+            continue  # one statement moved twice: the next round sees what is left
+        moved |= {id(statement)} if statement is not None else set()
+        edits.append(candidate.edit)
+        edited.append(reported)
+    if edits:
+        module = fixes.apply_all(analysis.module, edits)
+        if module is not None:
+            texts.insert(0, module.code)
+            owners.insert(0, edited)
+    merged, included = fixes.merge(text, texts)
+    return merged, [r for index in included for r in owners[index]]
 
 
 def _verified_fixes(
     text: str, analysis: Analysis, reported: list[Reported | None], settings: Settings
 ) -> list[Fix | None]:
-    """A verified fix for each finding, for formats that show fixes. The proposals are checked
-    together with one re-lint; those that could not be are checked one by one while time is
-    left, so a format never changes which findings a file gets, only how many fixes it shows."""
+    """A fix for each finding, for formats that show fixes. The best candidates are checked
+    together with one re-lint; each finding's own fixed text is then made (and, where the
+    combined check failed, checked) while time is left, so a format never changes which
+    findings a file gets, only how many fixes it can show in the time."""
+    started = time.monotonic()
     every = dataclasses.replace(settings, unsafe_fixes=True)
-    proposals = [
-        _first_proposal(text, analysis, r, every) if r is not None else None for r in reported
-    ]
-    offered = [(i, p) for i, p in enumerate(proposals) if p is not None]
-    merged, included = fixes.merge(text, [p[1].fixed_source for _, p in offered])
-    checked = {offered[i][0] for i in included}
-    if not _removes(analysis, [offered[i][1][0] for i in included], merged, settings):
-        checked = set()
-    deadline = time.monotonic() + FIX_CHECK_SECONDS
+    best = [_candidates(analysis, r)[:1] if r is not None else [] for r in reported]
+    chosen = [(r, c[0]) for r, c in zip(reported, best) if r is not None and c]
+    merged, targets = _combined(text, analysis, chosen)
+    together = _removes(analysis, targets, merged, settings)
+    verified = {id(r) for r in targets} if together else set()
+    # a share of the time the checks took so far: showing fixes never costs a file its verdict
+    spent = time.monotonic() - started + analysis.seconds
+    deadline = time.monotonic() + min(FIX_CHECK_SECONDS, max(FIX_CHECK_MIN_SECONDS, 2 * spent))
     out: list[Fix | None] = []
-    for index, r in enumerate(reported):
-        if index in checked:
-            out.append(proposals[index][1])  # type: ignore[index]
-        elif r is not None and proposals[index] is not None and time.monotonic() < deadline:
-            out.append(_verified_fix(text, analysis, r, every))
-        else:
-            out.append(None)
+    for r, candidates in zip(reported, best):
+        fix = None
+        if r is not None and candidates and time.monotonic() < deadline:
+            if id(r) in verified:
+                module = candidates[0].make()
+                if module is not None:
+                    fix = Fix(candidates[0].description, candidates[0].applicability, module.code)
+            else:
+                fix = _verified_fix(text, analysis, r, every)
+        out.append(fix)
     return out
 
 
@@ -289,6 +324,7 @@ class _Candidate:
     description: str
     applicability: str
     make: Callable[[], cst.Module | None]
+    edit: fixes.Edit | None = None  # a path rule's edit, which can be made with others at once
 
 
 def _candidates(analysis: Analysis, reported: Reported) -> list[_Candidate]:
@@ -307,7 +343,9 @@ def _candidates(analysis: Analysis, reported: Reported) -> list[_Candidate]:
         found = gl002.fix_candidates(reported, tree)
     ordered = sorted(found, key=lambda c: c.applicability != "safe")
     return [
-        _Candidate(c.description, c.applicability, functools.partial(fixes.apply, module, c.edit))
+        _Candidate(
+            c.description, c.applicability, functools.partial(fixes.apply, module, c.edit), c.edit
+        )
         for c in ordered
     ]
 
@@ -389,9 +427,12 @@ def lint_source(
             [input_problem("GL900", path, error.raw_line, error.raw_column + 1, message)],
             text,
         )
-    except RecursionError:
-        message = "cannot parse: nesting too deep for the parser"
-        return FileResult(path, [input_problem("GL900", path, 1, 1, message)], text)
+    except NotAnalysed as error:
+        problem = input_problem("GL902", path, error.line, error.col, str(error))
+        return FileResult(path, [problem], text)
+    except RecursionError:  # CPython parsed it: the analysis went deeper than its stack
+        message = "not analysed: nesting too deep for the analysis"
+        return FileResult(path, [input_problem("GL902", path, 1, 1, message)], text)
     except Exception as error:  # noqa: BLE001 -- one file's failure must not end the run
         message = f"internal error ({type(error).__name__}: {error}); please report this file"
         return FileResult(

@@ -65,53 +65,60 @@ class Candidate:
 
 
 def apply(module: cst.Module, edit: Edit) -> cst.Module | None:
+    return apply_all(module, [edit])
+
+
+def apply_all(module: cst.Module, edits: Sequence[Edit]) -> cst.Module | None:
+    """The module with every edit made in one pass over it; None when they cannot all be made
+    (two moves of one statement, a one-line loop body)."""
     try:
-        result = module.visit(_Editor(edit))
-    except (cst.ParserSyntaxError, ValueError, TypeError):
+        result = module.visit(_Editor(edits))
+    except (cst.ParserSyntaxError, cst.CSTValidationError, ValueError, TypeError):
         return None
     return result if isinstance(result, cst.Module) else None
 
 
 class _Editor(cst.CSTTransformer):
-    def __init__(self, edit: Edit):
-        self.edit = edit
-        self.moved: cst.BaseStatement | None = None
-        if isinstance(edit, (MoveAfter, MoveBefore)):
-            self.moved = edit.statement
-
-    def _new_statement(self) -> cst.BaseStatement:
-        if isinstance(self.edit, (MoveAfter, MoveBefore)):
-            return (
-                self.edit.statement.with_changes(leading_lines=[])
-                if _only_blank(self.edit.statement)
-                else self.edit.statement
-            )
-        return cst.parse_statement(self.edit.code + "\n")
+    def __init__(self, edits: Sequence[Edit]):
+        self.removed: set[int] = set()
+        self.before: dict[int, list[cst.BaseStatement]] = {}
+        self.after: dict[int, list[cst.BaseStatement]] = {}
+        self.first: dict[int, list[cst.BaseStatement]] = {}
+        for edit in edits:
+            if isinstance(edit, (MoveAfter, MoveBefore)):
+                if id(edit.statement) in self.removed:
+                    raise ValueError("a statement moved twice")
+                self.removed.add(id(edit.statement))
+            new = _new_statement(edit)
+            if isinstance(edit, (InsertBefore, MoveBefore)):
+                self.before.setdefault(id(edit.anchor), []).append(new)
+            elif isinstance(edit, (InsertAfter, MoveAfter)):
+                self.after.setdefault(id(edit.anchor), []).append(new)
+            else:
+                self.first.setdefault(id(edit.loop), []).append(new)
 
     def _rewrite(
         self, original: cst.CSTNode, body: list[cst.BaseStatement]
     ) -> list[cst.BaseStatement] | None:
-        edit = self.edit
         out: list[cst.BaseStatement] = []
         changed = False
         originals = list(original.body)  # type: ignore[attr-defined]
         for old, new in zip(originals, body):
-            if isinstance(edit, (MoveAfter, MoveBefore)) and old is edit.statement:
+            if id(old) in self.removed:
                 changed = True
                 continue
-            if isinstance(edit, (InsertBefore, MoveBefore)) and old is edit.anchor:
-                inserted = self._new_statement()
-                # the anchor's blank lines and comments stay above the pair
-                lead = getattr(new, "leading_lines", ())
-                own = getattr(inserted, "leading_lines", ())
-                out.append(inserted.with_changes(leading_lines=[*lead, *own]))
-                out.append(new.with_changes(leading_lines=[]))
+            for index, inserted in enumerate(self.before.get(id(old), ())):
+                if index == 0:
+                    # the anchor's blank lines and comments stay above what goes before it
+                    lead = getattr(new, "leading_lines", ())
+                    own = getattr(inserted, "leading_lines", ())
+                    inserted = inserted.with_changes(leading_lines=[*lead, *own])
+                    new = new.with_changes(leading_lines=[])
+                out.append(inserted)
                 changed = True
-                continue
             out.append(new)
-            anchor = getattr(edit, "anchor", None)
-            if old is anchor and isinstance(edit, (InsertAfter, MoveAfter)):
-                out.append(self._new_statement())
+            if id(old) in self.after:
+                out.extend(self.after[id(old)])
                 changed = True
         return out if changed else None
 
@@ -143,7 +150,8 @@ class _Editor(cst.CSTTransformer):
         original: cst.For | cst.While | cst.FunctionDef,
         updated: cst.For | cst.While | cst.FunctionDef,
     ) -> cst.For | cst.While | cst.FunctionDef:
-        if not (isinstance(self.edit, InsertFirst) and original is self.edit.loop):
+        inserted = self.first.get(id(original))
+        if not inserted:
             return updated
         block = updated.body
         if not isinstance(block, cst.IndentedBlock):
@@ -152,8 +160,15 @@ class _Editor(cst.CSTTransformer):
         # a function's docstring stays its first statement
         skip = 1 if isinstance(original, cst.FunctionDef) and original.get_docstring() else 0
         return updated.with_changes(
-            body=block.with_changes(body=[*body[:skip], self._new_statement(), *body[skip:]])
+            body=block.with_changes(body=[*body[:skip], *inserted, *body[skip:]])
         )
+
+
+def _new_statement(edit: Edit) -> cst.BaseStatement:
+    if isinstance(edit, (MoveAfter, MoveBefore)):
+        moved = edit.statement
+        return moved.with_changes(leading_lines=[]) if _only_blank(moved) else moved
+    return cst.parse_statement(edit.code + "\n")
 
 
 def _only_blank(statement: cst.BaseStatement) -> bool:
