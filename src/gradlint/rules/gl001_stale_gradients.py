@@ -65,12 +65,23 @@ for x, y in loader:
 ```
 
 ## Fix safety
-The fix inserts `<optimizer>.zero_grad()` at the start of the innermost loop iteration (or,
-when the update is conditional, directly after it inside its condition); for a tensor updated
-by hand it inserts `<tensor>.grad = None` directly after the update. The fix is applied only
-if the result parses and re-linting shows the finding gone and no new GL001/GL002. It changes
-what the loop computes, on purpose; if the accumulation across iterations was intended, mark
-the line with `# noqa: GL001` instead.
+The fix inserts the reset (`<optimizer>.zero_grad()`, or `<tensor>.grad = None` for a
+tensor updated by hand), choosing the first place that works, as PyTorch's tutorials do:
+1. at the start of the iteration (the innermost loop, or a `training_step`-like function)
+   that runs the `backward()`: safe when that backward runs on every pass, nothing before it
+   in the pass may read `.grad` (a `.grad` attribute, clipping or norm functions, a helper of
+   this module that reads them, or a call handed the model, the optimizer or parameters) or
+   leave the pass, and the optimizer's name is bound before the pass;
+2. right before the `backward()` (or before the call that runs it): safe, nothing runs in
+   between;
+3. right after the update (for accumulation, inside the update's condition): safe only when
+   every read of `.grad` in the loop lies between an unconditional backward and the update,
+   unsafe otherwise (a later read would find `None`).
+
+Safe means the fixed program reads the same values as before, except the gradient each update
+reads. Every fix is kept only if the result parses, compiles and re-lints with the finding
+gone and nothing new. If the accumulation across iterations was intended, mark the line with
+`# noqa: GL001` instead.
 """,
 )
 

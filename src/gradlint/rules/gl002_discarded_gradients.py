@@ -33,6 +33,15 @@ Finds paths on which gradient from a `backward()` is reset (`zero_grad()`, `p.gr
 
 It is reported at the reset, with the path from the `backward()` to the update.
 
+A conditional update is accumulation only with evidence of it: a window on an iteration
+counter (`i % k`, `step % accum == 0`, a name of accumulation such as `grad_accum_steps` or
+`sync_gradients`) among the update's conditions, or the loss divided by a name those
+conditions use. A step skipped by a condition on the data (`if torch.isfinite(grad_norm):
+optimizer.step()`, `if loss.item() < limit:`), with a reset on every pass, throws the bad
+batch's gradient away on purpose and is not reported. A reset that starves a step placed
+before the `backward()` of its own pass is not reported either: the step's place is the bug
+(GL112).
+
 Not reported: gradient that one model's loss leaves in another model's parameters and that
 the other model's own reset clears before its own update (GAN generator and discriminator);
 a reset of a strict subset of the parameters (freezing layers with `p.grad = None` for some
@@ -64,8 +73,13 @@ for x, y in loader:
 
 ## Fix safety
 The fix moves the misplaced reset to directly after the update it starved (inside the
-update's condition, for accumulation). It is applied only if the result parses and
-re-linting shows the finding gone and no new GL001/GL002.
+update's condition, for accumulation). A reset moved later never turns a value some read of
+`.grad` saw into `None`, so the move is safe unless it enters or leaves a branch whose
+condition depends on data (a call such as `torch.isfinite(norm)` or `loss.item()`): then it
+is unsafe. A reset is never moved out of the function whose names it uses (`net.zero_grad()`
+inside `def probe(net)`): no fix is offered; nor when the update is already followed by the
+same reset (the missing update is the bug). The fix is kept only if the result parses,
+compiles and re-lints with the finding gone and nothing new.
 """,
 )
 
