@@ -299,10 +299,6 @@ def _sites(output_format: str, out: str) -> set[tuple[str, int, int | None]]:
     return {(c, r["startLine"], r["startColumn"]) for c, r in regions}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="full, json and sarif verify a fix per finding and run out of time on this file",
-)
 def test_output_format_does_not_change_the_findings(tmp_path: Path) -> None:
     (tmp_path / "many.py").write_text(_many_findings(100))
     # 5 s instead of the default 30 keeps the test short: ten times what a concise run needs
