@@ -7,6 +7,7 @@ the run went on: its GL001 must be reported whatever happened to the bad file.
 from __future__ import annotations
 
 import errno
+import ctypes
 import os
 import shutil
 import signal
@@ -94,9 +95,10 @@ def test_python2_print_in_training_loop(tmp_path: Path, jobs: str) -> None:
     code, lines = run(tmp_path, "--jobs", jobs, ".", files={"py2.py": source})
     assert code == 1
     [line] = findings(lines, "py2.py")
-    # libcst's native parser reports column 0; its message carries the precise position
-    assert line.startswith(
-        "py2.py:4:1: GL900 cannot parse: parser error: error at 4:13: expected one of "
+    # CPython's own message and position
+    assert line == (
+        "py2.py:4:5: GL900 cannot parse: Missing parentheses in call to 'print'. "
+        "Did you mean print(...)?"
     )
     assert STALE_FINDING in lines
 
@@ -106,7 +108,7 @@ def test_half_typed_code(tmp_path: Path) -> None:
     code, lines = run(tmp_path, ".", files={"half.py": source})
     assert code == 1
     [line] = findings(lines, "half.py")
-    assert line.startswith("half.py:3:1: GL900 cannot parse: parser error: error at 3:8: expected")
+    assert line == "half.py:2:13: GL900 cannot parse: '(' was never closed"
     assert STALE_FINDING in lines
 
 
@@ -264,13 +266,13 @@ def test_two_hundred_nested_brackets_are_analysed(tmp_path: Path) -> None:
 
 
 def test_thousand_nested_blocks(tmp_path: Path) -> None:
-    body = "".join("    " * depth + "if x:\n" for depth in range(1200)) + "    " * 1200 + "pass\n"
+    body = "".join(" " * depth + "if x:\n" for depth in range(1200)) + " " * 1200 + "pass\n"
     code, lines = run(tmp_path, ".", files={"blocks.py": "loss.backward()\n" + body})
     assert code == 1
     assert_only(
         lines,
         "blocks.py",
-        "blocks.py:1:1: GL900 cannot parse: tokenizer error: too many indentation levels",
+        "blocks.py:102:1: GL900 cannot parse: too many levels of indentation",
     )
 
 
@@ -446,11 +448,13 @@ def test_time_limit_turned_into_another_error_is_still_the_time_limit(
     assert findings(lines, "z_after.py") == [STALE_FINDING.replace("stale.py", "z_after.py")]
 
 
-def test_time_limit_stops_a_parse_stuck_in_native_code(tmp_path: Path) -> None:
-    # libcst's parser (native code) never returns to Python on this in reasonable time, so
-    # the worker does not see its own time limit: the main process kills it
-    chain = "x = a" + ".b" * 50_000 + "\n"
-    files = {"a_stuck.py": "\n".join([*LOOP, chain]), "z_after.py": STALE}
+def test_time_limit_stops_a_parse_stuck_in_native_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # native code that holds the interpreter's lock never returns to Python, so the worker
+    # cannot even see its own time limit: the main process kills it
+    _failing_analysis(monkeypatch, "# STUCK", lambda: ctypes.PyDLL(None).sleep(60))
+    files = {"a_stuck.py": "\n".join([*LOOP, "# STUCK", ""]), "z_after.py": STALE}
     code, lines = run(tmp_path, "--timeout", "1", ".", files=files)
     assert code == 1
     assert findings(lines, "a_stuck.py") == [
@@ -516,7 +520,7 @@ def test_ctrl_c_while_writing_leaves_the_whole_fix(
 
     monkeypatch.setattr(os, "fsync", interrupted_fsync)
     code, lines = run(tmp_path, "--fix", "loop.py")
-    assert (code, lines[-1:]) == (1, ["Aborted!"])  # click's answer to Ctrl-C
+    assert code == 130  # 128 + SIGINT, as a shell reports Ctrl-C
     assert path.read_text(encoding="utf-8").splitlines()[3] == INSERTED
     assert _leftovers(tmp_path) == []
 

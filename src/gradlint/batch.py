@@ -8,14 +8,15 @@ cannot hang the run and one crash cannot end it.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
@@ -24,6 +25,7 @@ from gradlint import fixes
 from gradlint.cache import Cache
 from gradlint.config import Settings
 from gradlint.engine import FileResult, input_problem, lint_source, triggered
+from gradlint.limits import ANALYSIS_THREAD, Expired, read_regular, run_bounded
 from gradlint.source import UnreadableSource, decode
 
 MAX_BYTES = 10 * 1024 * 1024  # larger files are reported (GL902), not analysed
@@ -53,6 +55,14 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# more workers than this many per core only add memory and start-up time
+MAX_JOBS_PER_CORE = 4
+
+
+def max_jobs() -> int:
+    return MAX_JOBS_PER_CORE * default_jobs()
+
+
 def lint_files(tasks: Sequence[Task], options: Options) -> list[FileResult]:
     results: list[FileResult | None] = [None] * len(tasks)
     pending: list[tuple[int, Task, bytes, str | None]] = []
@@ -65,7 +75,7 @@ def lint_files(tasks: Sequence[Task], options: Options) -> list[FileResult]:
         if options.cache is not None and not options.fix:
             mode = "with-fixes" if options.with_fixes else "findings"
             key = options.cache.key(task.path, data, task.settings, mode)
-            cached = options.cache.get(key)
+            cached = options.cache.get(key, task.path)
             if cached is not None:
                 results[index] = _kept(FileResult(task.path, cached, _text(task.path, data)))
                 continue
@@ -82,8 +92,7 @@ def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, 
     """The result of a file that needs no analysis (unreadable, too large, no trigger)."""
     path = task.path
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+        data = read_regular(path, MAX_BYTES)
     except OSError as error:
         reason = error.strerror or str(error)
         return FileResult(
@@ -113,6 +122,11 @@ def _run(pending: list[tuple[int, Task, bytes, str | None]], options: Options) -
     return _Workers(min(options.jobs, len(work)), options.timeout).run(work)
 
 
+def lint_data(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
+    """One source that is not a file (standard input), under the same limits as files."""
+    return _run([(0, Task(path, settings), data, None)], options)[0]
+
+
 Work = tuple[str, bytes, Settings, Options]
 # after the time limit, a worker gets this long to report GL902 itself before it is killed
 # (the limit is checked between Python instructions: libcst's native parser cannot see it)
@@ -137,7 +151,8 @@ class _Workers:
         try:
             while todo or busy:
                 while todo and len(busy) < self.count:
-                    worker = idle.pop() if idle else _Worker(self.context)
+                    others = [w.conn for w in idle] + [w.conn for w, _, _ in busy.values()]
+                    worker = idle.pop() if idle else _Worker(self.context, others)
                     index = todo.pop()
                     worker.conn.send(work[index])
                     busy[worker.conn] = (worker, index, time.monotonic())
@@ -145,8 +160,11 @@ class _Workers:
                     conn = cast(Connection, ready)
                     worker, index, _ = busy.pop(conn)
                     try:
-                        results[index] = conn.recv()
-                        idle.append(worker)
+                        results[index], retiring = conn.recv()
+                        if retiring:  # its analysis thread is stuck in native code
+                            worker.stop()
+                        else:
+                            idle.append(worker)
                     except (EOFError, OSError):
                         worker.stop()
                         results[index] = _died(work[index][0])
@@ -168,9 +186,14 @@ class _Workers:
 
 
 class _Worker:
-    def __init__(self, context: Any):  # a multiprocessing context
+    def __init__(self, context: Any, others: list[Connection]):  # a multiprocessing context
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        # a forked worker inherits the other workers' pipe ends: it closes them, or a worker
+        # would never see its pipe close when the main process dies
+        inherited = [c.fileno() for c in others]
+        self.process = context.Process(
+            target=_serve, args=(child, os.getpid(), inherited), daemon=True
+        )
         self.process.start()
         child.close()
 
@@ -184,10 +207,11 @@ class _Worker:
         self.conn.close()
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, parent: int, inherited: list[int]) -> None:
     """A worker's life: lint what arrives until told to stop. Ctrl-C is the main process's to
     handle: it stops the workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(parent, inherited)
     while True:
         try:
             item = conn.recv()
@@ -195,7 +219,38 @@ def _serve(conn: Connection) -> None:
             return
         if item is None:
             return
-        conn.send(_lint_one(*item))
+        result = _lint_one(*item)
+        # an analysis stopped at its time limit whose thread still runs (stuck in native
+        # code): answer, then end the process, which the main process replaces
+        retiring = any(t.name == ANALYSIS_THREAD for t in threading.enumerate())
+        conn.send((result, retiring))
+        if retiring:
+            os._exit(0)
+
+
+def _die_with(parent: int, inherited: list[int]) -> None:
+    """End this worker when the main process ends, however it ends (killed, cancelled CI):
+    nothing inherited keeps a pipe open (`gradlint check . | cat` must see its end)."""
+    for fd in inherited:
+        with suppress(OSError):
+            os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # workers report through their pipe only
+        with suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
+    if sys.platform == "linux":
+        with suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:  # elsewhere, and if the parent died before prctl
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gradlint-parent-watch", daemon=True).start()
 
 
 def _died(path: str) -> FileResult:
@@ -209,48 +264,17 @@ def _timed_out(path: str, timeout: float | None) -> FileResult:
     return FileResult(path, [input_problem("GL902", path, 1, 1, message)])
 
 
-class _TimeLimit(BaseException):
-    """Raised in the middle of the analysis when the file's time is up (a BaseException so
-    that the engine's own `except Exception` does not turn it into an internal error)."""
-
-
-@contextmanager
-def _time_limit(seconds: float | None) -> Iterator[list[bool]]:
-    """Raise _TimeLimit in the analysis when `seconds` are up; the yielded flag says whether
-    they were (native code calling back into Python may turn the exception into another)."""
-    expired = [False]
-    usable = (
-        seconds
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield expired
-        return
-
-    def on_alarm(signum: int, frame: object) -> None:
-        expired[0] = True
-        raise _TimeLimit
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds or 0))
-    try:
-        yield expired
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _lint_one(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
     """What gradlint says about one file's bytes; writes nothing (workers never touch files)."""
     try:
-        with _time_limit(options.timeout) as expired:
-            result = lint_source(
+        return run_bounded(
+            lambda: lint_source(
                 path, data, settings, fix=options.fix, with_fixes=options.with_fixes
-            )
-    except _TimeLimit:
+            ),
+            options.timeout,
+        )
+    except Expired:
         return _timed_out(path, options.timeout)
-    return _timed_out(path, options.timeout) if expired[0] else result
 
 
 def _written(result: FileResult, data: bytes, settings: Settings, options: Options) -> FileResult:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from contextlib import suppress
+from dataclasses import replace
 
 import click
 
 from gradlint import __version__, fixes
-from gradlint.batch import DEFAULT_TIMEOUT, Options, Task, default_jobs, lint_files
-from gradlint.cache import DEFAULT_DIR, Cache
+from gradlint.batch import (
+    DEFAULT_TIMEOUT,
+    MAX_JOBS_PER_CORE,
+    Options,
+    Task,
+    default_jobs,
+    lint_data,
+    lint_files,
+    max_jobs,
+)
+from gradlint.cache import DEFAULT_DIR, Cache, NotACache
 from gradlint.config import (
     INPUT_PROBLEMS,
     Config,
@@ -20,10 +32,11 @@ from gradlint.config import (
 )
 from gradlint.diagnostics import Diagnostic
 from gradlint.discover import discover
-from gradlint.engine import FileResult, lint_source
+from gradlint.engine import FileResult
+from gradlint.limits import MAX_TIMEOUT
 from gradlint.report import FORMATS, format_option
 from gradlint.report.full import diff
-from gradlint.report.streams import write_err, write_out
+from gradlint.report.streams import OutputError, write_err, write_out
 from gradlint.rules import RULES
 from gradlint.source import keep_untouched
 
@@ -47,10 +60,35 @@ cache_dir_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+
+class _Commands(click.Group):
+    """Ctrl-C exits 130, as for any command a shell runs; a report that cannot be written
+    (/dev/full, a closed stdout) is one line on stderr and exit 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            sys.exit(EXIT_INTERRUPTED)
+        except OutputError as error:
+            with suppress(OutputError):  # stderr may be gone too
+                write_err(f"gradlint: cannot write the report: {error}\n")
+            sys.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gradlint")
 def main() -> None:
     """gradlint: find stale and discarded gradients in PyTorch training loops."""
+
+
+def _timeout(ctx: click.Context, param: click.Parameter, value: float) -> float | None:
+    """Seconds, or None for no limit (0, inf, or more than anyone waits)."""
+    if math.isnan(value):
+        raise click.BadParameter("must be a number of seconds, not nan")
+    return None if value == 0 or value > MAX_TIMEOUT else value
 
 
 @main.command()
@@ -90,11 +128,12 @@ def main() -> None:
     "--jobs",
     type=click.IntRange(min=0),
     default=0,
-    help="Worker processes (default 0: one per core).",
+    help=f"Worker processes (default 0: one per core; at most {MAX_JOBS_PER_CORE} per core).",
 )
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
+    callback=_timeout,
     default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds to spend on one file before reporting it (GL902); 0 for no limit.",
@@ -117,7 +156,7 @@ def check(
     force_exclude: bool,
     unsafe_fixes: bool,
     jobs: int,
-    timeout: float,
+    timeout: float | None,
     no_cache: bool,
     cache_dir: str,
 ) -> None:
@@ -139,9 +178,9 @@ def check(
         fix=fixing,
         with_fixes=with_fixes,
         write=not show_diff,
-        jobs=jobs or default_jobs(),
-        timeout=timeout or None,
-        cache=None if no_cache else Cache(cache_dir),
+        jobs=min(jobs or default_jobs(), max_jobs()),
+        timeout=timeout,
+        cache=None if no_cache else _cache(cache_dir),
     )
     results: list[FileResult] = []
     tasks: list[Task] = []
@@ -155,7 +194,7 @@ def check(
                     sys.stdout.buffer.write(data)  # a fix filter must still hand the text back
                 continue
             settings = config.settings_for(name)
-            result = lint_source(name, data, settings, fix=fixing, with_fixes=with_fixes)
+            result = lint_data(name, data, settings, replace(options, write=False))
             if fix and not show_diff:
                 sys.stdout.buffer.write(_filtered(data, result))
             results.append(result)
@@ -168,6 +207,8 @@ def check(
                 seen.add(_identity(candidate.path))
                 tasks.append(Task(candidate.path, config.settings_for(candidate.path)))
     results.extend(lint_files(tasks, options))
+    if options.cache is not None:
+        options.cache.prune()
     diagnostics = sorted(
         (d for r in results for d in r.diagnostics if _shown(d, config)), key=lambda d: d.sort_key
     )
@@ -198,6 +239,18 @@ def check(
         changed = any(r.fixed_text is not None for r in results)
         sys.exit(EXIT_FINDINGS if changed or not_analysed else EXIT_CLEAN)
     sys.exit(EXIT_FINDINGS if diagnostics else EXIT_CLEAN)
+
+
+def _cache(folder: str) -> Cache | None:
+    """The cache in `folder`, unless the folder holds something else: never adopt it."""
+    cache = Cache(folder)
+    if cache.usable():
+        return cache
+    write_err(
+        f"gradlint: warning: not using {folder} as the cache: it is not empty and gradlint did "
+        "not create it; running without a cache\n"
+    )
+    return None
 
 
 def _identity(path: str) -> object:
@@ -285,9 +338,11 @@ def _summary(
 @main.command()
 @cache_dir_option
 def clean(cache_dir: str) -> None:
-    """Remove the cache folder."""
-    removed = Cache(cache_dir).clear()
-    click.echo(f"Removed {cache_dir}" if removed else f"No cache at {cache_dir}", err=True)
+    """Remove the cache folder (only what gradlint wrote in it)."""
+    try:
+        click.echo(Cache(cache_dir).clear(), err=True)
+    except NotACache as error:
+        raise UsageProblem(str(error)) from None
 
 
 @main.command()

@@ -20,12 +20,13 @@ from gradlint.analysis.flow import Flow
 from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
 from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, Fix
+from gradlint.parsing import NotAnalysed, parse, split_lines
 from gradlint.rules import RULES
 from gradlint.rules import gl001_stale_gradients as gl001
 from gradlint.rules import gl002_discarded_gradients as gl002
 from gradlint.rules import gl112_step_before_backward as gl112
 from gradlint.rules.base import Context, Rule, Violation
-from gradlint.source import UnreadableSource, decode, encode, too_deeply_nested
+from gradlint.source import UnreadableSource, decode, encode
 from gradlint.tree import Tree
 from gradlint.triggers import matches
 
@@ -46,6 +47,8 @@ class Analysis:
     context: Context | None = None
     _reads: GradReads | None = field(default=None, repr=False)
     seconds: float = 0.0  # how long the analysis took
+    # (line, col, message) of code the path analysis gave up on (GL902)
+    unanalysed: list[tuple[int, int, str]] = field(default_factory=list)
 
     def get_tree(self) -> Tree:
         return self.context.tree if self.context is not None else Tree(self.module)
@@ -91,21 +94,16 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
     checks = [r for r in enabled if r.check is not None and _triggered(r, text)]
     if not (flow or checks) or (_OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)):
         return Analysis(cst.Module(body=[]), [])
-    deep = too_deeply_nested(text)
-    if deep is not None:  # libcst's native parser would crash the process on it
-        raise cst.ParserSyntaxError(
-            "nesting too deep for the parser",
-            lines=text.splitlines(keepends=True),
-            raw_line=deep[0],
-            raw_column=deep[1] - 1,
-        )
-    module = cst.parse_module(text)
+    module = parse(text)
     context = Context(module, text)
     findings: list[Finding] = []
+    unanalysed: list[tuple[int, int, str]] = []
     with context.listed.active():
         if flow:
             recognizer = Recognizer(context.knowledge, context.positions)
-            findings = Flow(module, context.knowledge, recognizer, context.listed).run()
+            flow_analysis = Flow(module, context.knowledge, recognizer, context.listed)
+            findings = flow_analysis.run()
+            unanalysed = _unanalysed(flow_analysis, context)
             findings = [
                 f
                 for f in findings
@@ -121,7 +119,21 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
                 for f in findings
                 if not (isinstance(f, DiscardedGradient) and id(f.update.node) in early)
             ]
-    return Analysis(module, findings, violations, context)
+    return Analysis(module, findings, violations, context, unanalysed=unanalysed)
+
+
+def _unanalysed(flow: Flow, context: Context) -> list[tuple[int, int, str]]:
+    """(line, col, message) of each scope the path analysis gave up on."""
+    functions = {id(n): n for n in context.listed.nodes if isinstance(n, cst.FunctionDef)}
+    out = []
+    for scope, why in flow.abandoned:
+        node = functions.get(scope)
+        line, col = context.positions.of(node) if node is not None else (1, 0)
+        where = f"function `{node.name.value}`" if node is not None else "module's top level"
+        out.append(
+            (line, col + 1, f"not analysed: the {where} is beyond the path analysis ({why})")
+        )
+    return out
 
 
 def code_of_finding(finding: Finding) -> str:
@@ -134,7 +146,7 @@ Reported = Union[Finding, Violation]
 
 def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> list[Diagnostic]:
     """One diagnostic per reported construct; several owners at one site share it."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     out: list[Diagnostic] = []
     for (code, line, col), group in _by_site(analysis, settings).items():
         if noqa.is_suppressed(_line(lines, line), code):
@@ -148,6 +160,8 @@ def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> li
             if others:
                 message += f" (the same holds for {', '.join(others)})"
         out.append(Diagnostic(code, path, line, col, message, trail))
+    if settings.enabled("GL902"):
+        out.extend(Diagnostic("GL902", path, *where) for where in analysis.unanalysed)
     return sorted(out, key=lambda d: d.sort_key)
 
 
@@ -211,7 +225,7 @@ def fix_text(
 
 def _pending(text: str, analysis: Analysis, settings: Settings) -> list[Reported]:
     """What is reported and not suppressed, in file order."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     return [
         reported
         for (code, line, _), group in sorted(_by_site(analysis, settings).items())
@@ -375,7 +389,7 @@ def _removes(
         return False
     try:
         after = _tally(analyse(new_text, settings))
-    except (cst.ParserSyntaxError, RecursionError):
+    except (cst.ParserSyntaxError, NotAnalysed, RecursionError):
         return False
     expected = _tally(analysis)
     expected.subtract(Counter((_code(r), _identity(r)) for r in targets))

@@ -124,6 +124,8 @@ class Flow:
         self._calls_cache: dict[int, list[cst.Call]] = {}
         self._assigned_cache: dict[int, set[str]] = {}
         self.scopes_abandoned = 0
+        # (scope id, why) of each scope given up on: reported (GL902), never silently passed
+        self.abandoned: list[tuple[int, str]] = []
 
     # entry points ------------------------------------------------------------------------------
     def run(self) -> list[gs.Finding]:
@@ -151,9 +153,11 @@ class Flow:
         try:
             self._block(list(body), {start}, replace(ctx, local_defs=({},)))
             self.scopes_analysed += 1
-        except (TooComplex, RecursionError):
+        except (TooComplex, RecursionError) as error:
             self.findings = saved
             self.scopes_abandoned += 1
+            why = "too many paths" if isinstance(error, TooComplex) else "nesting too deep"
+            self.abandoned.append((ctx.scope, why))
 
     # statements --------------------------------------------------------------------------------
     def _block(self, stmts: list, states: set[State], ctx: Context) -> Outcome:
