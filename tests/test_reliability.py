@@ -6,8 +6,8 @@ the run went on: its GL001 must be reported whatever happened to the bad file.
 
 from __future__ import annotations
 
-import errno
 import ctypes
+import errno
 import os
 import shutil
 import signal
