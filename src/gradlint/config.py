@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradlint.discover import DEFAULT_EXCLUDE, DEFAULT_EXCLUSION, PathGlobs
+from gradlint.limits import read_regular
 from gradlint.rules import RULES
 
 if sys.version_info >= (3, 11):
@@ -17,6 +18,7 @@ else:  # pragma: no cover - the same parser, published separately before 3.11
     import tomli as tomllib
 
 PYPROJECT = "pyproject.toml"
+MAX_CONFIG_BYTES = 1024 * 1024  # a pyproject.toml larger than this is refused, not read
 KEYS = (
     "select",
     "extend-select",
@@ -166,12 +168,16 @@ def load_config(
     if not isinstance(per_file, dict):
         raise ConfigError(f"{source}: `per-file-ignores` must be a table of glob = [codes]")
     file_force_exclude, file_unsafe_fixes = (_flag(table, key, source) for key in FLAGS)
+    key = "exclude" if "exclude" in table else "extend-exclude"
     return Config(
         source=source,
         codes=resolve([file_selection, cli]),
-        exclude=PathGlobs(exclude, base),
+        exclude=_globs(exclude, base, source, key),
         per_file_ignores=tuple(
-            (PathGlobs((glob,), base), _codes(per_file, glob, source, f"per-file-ignores.{glob!r}"))
+            (
+                _globs((glob,), base, source, f"per-file-ignores.{glob!r}"),
+                _codes(per_file, glob, source, f"per-file-ignores.{glob!r}"),
+            )
             for glob in per_file
         ),
         force_exclude=force_exclude or file_force_exclude,
@@ -180,6 +186,13 @@ def load_config(
 
 
 FLAGS = ("force-exclude", "unsafe-fixes")
+
+
+def _globs(patterns: tuple[str, ...], base: str, source: str, key: str) -> PathGlobs:
+    try:
+        return PathGlobs(patterns, base)
+    except ValueError as error:  # pathspec's pattern errors (`!`, a lone backslash)
+        raise ConfigError(f"{source}: invalid glob in `{key}`: {error}") from None
 
 
 def _flag(table: dict[str, Any], key: str, source: str) -> bool:
@@ -217,12 +230,16 @@ def _nearest(folder: str) -> tuple[str, dict[str, Any]] | None:
 
 def _gradlint_table(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as handle:
-            document = tomllib.load(handle)
+        data = read_regular(path, MAX_CONFIG_BYTES)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: cannot read: larger than {MAX_CONFIG_BYTES // 1024} KB")
+        document = tomllib.loads(data.decode("utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
     except ValueError as error:  # TOMLDecodeError, or bytes that are not UTF-8
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     tool = document.get("tool", {})
     table = tool.get("gradlint") if isinstance(tool, dict) else None
     if table is not None and not isinstance(table, dict):

@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 
 import pathspec
 
+from gradlint.limits import read_regular
+
+# a .gitignore larger than this is not read (a link to /dev/zero never ends)
+MAX_GITIGNORE_BYTES = 1024 * 1024
+
 # Skipped when walking a folder unless `exclude` replaces them (gitignore-style, like `exclude`).
 DEFAULT_EXCLUDE = (
     ".git",
@@ -95,10 +100,13 @@ def discover(
             continue
         elif os.path.isdir(given):
             for found in _walk(given, exclude.sparing(given)):
-                key = os.path.realpath(found)
+                if found.problem is not None:
+                    yield Candidate(_display(found.path), found.problem)
+                    continue
+                key = os.path.realpath(found.path)
                 if key not in seen:
                     seen.add(key)
-                    yield Candidate(_display(found))
+                    yield Candidate(_display(found.path))
         else:
             key = os.path.realpath(given)
             if key not in seen:
@@ -119,13 +127,13 @@ def _excluded(path: str, exclude: PathGlobs) -> bool:
     return exclude.matches(path, os.path.isdir(path))
 
 
-def _walk(root: str, exclude: PathGlobs) -> Iterator[str]:
+def _walk(root: str, exclude: PathGlobs) -> Iterator[Candidate]:
     """Depth-first in sorted order, honouring every .gitignore on the way down."""
     specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     repository_top = _repository_top(root)
     if repository_top is not None:
         for directory in _parents_between(repository_top, root):
-            spec = _gitignore(directory)
+            spec, _ = _gitignore(directory)
             # a folder named on the command line is linted even if a parent ignores it
             if spec is not None and not _ignored(os.path.abspath(root), True, [(directory, spec)]):
                 specs.append((directory, spec))
@@ -137,28 +145,36 @@ def _walk_directory(
     specs: list[tuple[str, pathspec.GitIgnoreSpec]],
     exclude: PathGlobs,
     visited: set[str],
-) -> Iterator[str]:
+) -> Iterator[Candidate]:
     real = os.path.realpath(directory)
     if real in visited:  # a symlink loop
         return
     visited.add(real)
-    own = _gitignore(directory)
+    own, problem = _gitignore(directory)
+    if problem is not None:  # said, not silently skipped: its patterns do not apply
+        yield Candidate(os.path.join(directory, ".gitignore"), problem)
     if own is not None:
         specs = [*specs, (directory, own)]
     if os.path.isfile(os.path.join(directory, "pyvenv.cfg")):
         return
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError:
+    except OSError as error:
+        yield Candidate(directory, f"cannot list folder: {error.strerror or error}")
         return
     for entry in entries:
-        is_dir = entry.is_dir()
+        try:
+            is_dir = entry.is_dir()
+        except OSError as error:  # a link in a cycle (a -> b, b -> a): neither file nor folder
+            if not (exclude.matches(entry.path) or _ignored(entry.path, False, specs)):
+                yield Candidate(entry.path, f"cannot read file: {error.strerror or error}")
+            continue
         if exclude.matches(entry.path, is_dir) or _ignored(entry.path, is_dir, specs):
             continue
         if is_dir:
             yield from _walk_directory(entry.path, specs, exclude, visited)
         elif entry.name.endswith((".py", ".pyi", ".ipynb")):
-            yield entry.path
+            yield Candidate(entry.path)
 
 
 def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.GitIgnoreSpec]]) -> bool:
@@ -171,13 +187,32 @@ def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.GitIgnoreS
     return False
 
 
-def _gitignore(directory: str) -> pathspec.GitIgnoreSpec | None:
+def _gitignore(directory: str) -> tuple[pathspec.GitIgnoreSpec | None, str | None]:
+    """The folder's .gitignore, and why it could not be read when it exists but cannot."""
     path = os.path.join(directory, ".gitignore")
+    if not os.path.lexists(path):
+        return None, None
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return pathspec.GitIgnoreSpec.from_lines(handle)
-    except OSError:
-        return None
+        data = read_regular(path, MAX_GITIGNORE_BYTES)
+    except OSError as error:
+        return None, f"cannot read .gitignore: {error.strerror or error}; its patterns do not apply"
+    if len(data) > MAX_GITIGNORE_BYTES:
+        limit = MAX_GITIGNORE_BYTES // (1024 * 1024)
+        return None, f"cannot read .gitignore: larger than {limit} MB; its patterns do not apply"
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines), None
+    except ValueError:  # a line git would skip, pathspec refuses (`!`, a lone `\\`)
+        valid = [line for line in lines if _valid_pattern(line)]
+        return pathspec.GitIgnoreSpec.from_lines(valid), None
+
+
+def _valid_pattern(line: str) -> bool:
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except ValueError:
+        return False
+    return True
 
 
 def _repository_top(path: str) -> str | None:

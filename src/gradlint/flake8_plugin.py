@@ -47,6 +47,7 @@ class Plugin:
             return
         from gradlint.config import ConfigError, Settings, file_settings
         from gradlint.engine import lint_source
+        from gradlint.limits import run_bounded
 
         try:  # [tool.gradlint] applies under flake8 too; flake8's --select comes on top
             settings = file_settings(self.filename)
@@ -54,7 +55,10 @@ class Plugin:
             settings = Settings()  # gradlint check reports the broken configuration
         if settings is None:
             return
-        result = lint_source(self.filename, _as_source_bytes(text), settings)
+        # on a thread with a large stack, as gradlint check lints a file (no time limit: flake8
+        # has none for its plugins either)
+        data = _as_source_bytes(text)
+        result = run_bounded(lambda: lint_source(self.filename, data, settings), None)
         for diagnostic in result.diagnostics:
             # flake8 prints col + 1; gradlint's columns are already 1-based
             yield (

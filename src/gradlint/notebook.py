@@ -22,6 +22,7 @@ import libcst as cst
 from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, Fix
 from gradlint.engine import FileResult, fix_text, lint_text
+from gradlint.parsing import NotAnalysed
 
 # cell magics whose body is Python run in the notebook's namespace; any other `%%` cell is skipped
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
@@ -39,6 +40,9 @@ _IPYTHON_LINE = re.compile(
     )""",
     re.VERBOSE,
 )
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class UnreadableNotebook(Exception):
@@ -92,8 +96,10 @@ def read(data: bytes) -> Notebook:
         content = json.loads(text)
     except UnicodeDecodeError as error:
         raise UnreadableNotebook(f"not UTF-8: {error}") from error
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError; an integer of more digits than Python reads
         raise UnreadableNotebook(f"invalid JSON: {error}") from error
+    except RecursionError:
+        raise UnreadableNotebook("invalid JSON: nested too deeply") from None
     cells = content.get("cells") if isinstance(content, dict) else None
     if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
         raise UnreadableNotebook("not a notebook in nbformat 4 (no list of cells)")
@@ -106,6 +112,8 @@ def read(data: bytes) -> Notebook:
             source = "".join(source)
         if not isinstance(source, str):
             raise UnreadableNotebook(f"cell {number}: `source` is neither text nor lines")
+        if _LONE_SURROGATE.search(source):  # a `\ud800` escape: no character, no encoding
+            raise UnreadableNotebook(f"cell {number}: `source` holds a lone surrogate escape")
         masked = mask(source)
         if masked is not None:
             lines, magics = masked
@@ -332,9 +340,13 @@ def lint_notebook(
             "GL900", path, line, error.raw_column + 1, f"cannot parse: {error.message}", cell=cell
         )
         return FileResult(path, [problem], notebook.text)
-    except RecursionError:
-        message = "cannot parse: nesting too deep for the parser"
-        return FileResult(path, [Diagnostic("GL900", path, 1, 1, message)], notebook.text)
+    except NotAnalysed as error:
+        cell, line = joined.locate(error.line)
+        problem = Diagnostic("GL902", path, line, error.col, str(error), cell=cell)
+        return FileResult(path, [problem], notebook.text)
+    except RecursionError:  # CPython parsed it: the analysis went deeper than its stack
+        message = "not analysed: nesting too deep for the analysis"
+        return FileResult(path, [Diagnostic("GL902", path, 1, 1, message)], notebook.text)
     except Exception as error:  # noqa: BLE001 -- one file's failure must not end the run
         message = f"internal error ({type(error).__name__}: {error}); please report this file"
         problem = Diagnostic("GL999", path, 1, 1, message)

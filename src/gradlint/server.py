@@ -23,9 +23,12 @@ import click
 import libcst as cst
 
 from gradlint import __version__, noqa
+from gradlint.batch import DEFAULT_TIMEOUT
 from gradlint.config import ConfigError, Settings, file_settings
 from gradlint.diagnostics import Diagnostic
 from gradlint.engine import fix_text, lint_text
+from gradlint.limits import Expired, run_bounded
+from gradlint.parsing import NotAnalysed
 
 if TYPE_CHECKING:
     from lsprotocol import types
@@ -60,18 +63,26 @@ def _settings_for(path: str) -> Settings | None:
 # --- what to report, without any LSP types ---------------------------------------------------
 
 
-def lint_document(path: str, text: str, settings: Settings) -> list[Diagnostic]:
-    """Findings with their fixes; text that does not parse (yet) is one GL900, never an error."""
+def lint_document(
+    path: str, text: str, settings: Settings, timeout: float | None = DEFAULT_TIMEOUT
+) -> list[Diagnostic]:
+    """Findings with their fixes; text that does not parse (yet) is one GL900, never an error.
+    Linted as the CLI lints a file: on a thread with a large stack, under its time limit."""
     try:
-        diagnostics = lint_text(path, text, settings, with_fixes=True)
+        diagnostics = run_bounded(lambda: lint_text(path, text, settings, with_fixes=True), timeout)
+    except Expired:
+        message = f"not analysed: took longer than the {timeout:g} s time limit"
+        diagnostics = [Diagnostic("GL902", path, 1, 1, message)]
+    except NotAnalysed as error:
+        diagnostics = [Diagnostic("GL902", path, error.line, error.col, str(error))]
     except cst.ParserSyntaxError as error:
         message = f"cannot parse: {error.message}"
         diagnostics = [
             Diagnostic("GL900", path, max(error.raw_line, 1), error.raw_column + 1, message)
         ]
-    except RecursionError:
+    except RecursionError:  # CPython parsed it: the analysis went deeper than its stack
         diagnostics = [
-            Diagnostic("GL900", path, 1, 1, "cannot parse: nesting too deep for the parser")
+            Diagnostic("GL902", path, 1, 1, "not analysed: nesting too deep for the analysis")
         ]
     except Exception as error:  # noqa: BLE001 -- a failure on one buffer must not end the server
         message = f"internal error ({type(error).__name__}: {error}); please report this file"
@@ -198,8 +209,11 @@ def create_server() -> LanguageServer:
     server = LanguageServer(SOURCE, __version__)
     documents = Documents()
 
-    def publish(ls: LanguageServer, document: TextDocument) -> None:
-        found = documents.findings(document.uri, document.path, document.source)
+    async def publish(ls: LanguageServer, document: TextDocument) -> None:
+        # off the event loop: the server keeps answering while a document is linted
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, documents.findings, document.uri, document.path, document.source
+        )
         lines = split_lines(document.source)
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
@@ -210,19 +224,19 @@ def create_server() -> LanguageServer:
         )
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: LanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-        publish(ls, ls.workspace.get_text_document(params.text_document.uri))
+    async def did_open(ls: LanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        await publish(ls, ls.workspace.get_text_document(params.text_document.uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         await asyncio.sleep(DEBOUNCE_SECONDS)
         document = ls.workspace.get_text_document(params.text_document.uri)
         if document.version == params.text_document.version:  # else a later change publishes
-            publish(ls, document)
+            await publish(ls, document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: LanguageServer, params: types.DidSaveTextDocumentParams) -> None:
-        publish(ls, ls.workspace.get_text_document(params.text_document.uri))
+    async def did_save(ls: LanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        await publish(ls, ls.workspace.get_text_document(params.text_document.uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -358,7 +372,10 @@ def _code_actions(
             )
     settings = _settings_for(document.path) if any(d.fix for d in found) else None
     if settings is not None and _wanted(FIX_ALL_KIND, only):
-        fixed, count = fix_text(text, settings)
+        try:
+            fixed, count = run_bounded(lambda: fix_text(text, settings), DEFAULT_TIMEOUT)
+        except (Expired, cst.ParserSyntaxError, NotAnalysed, RecursionError):
+            count = 0
         if count:
             actions.append(
                 types.CodeAction(

@@ -68,7 +68,7 @@ def fingerprint(code: str, uri: str, line_text: str, occurrence: int) -> str:
     """Stable across edits elsewhere in the file: the rule, the file, what the line says, and
     which of the identical lines it is; not where the line is."""
     data = "\0".join((code, uri, line_text, str(occurrence)))
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _line_key(d: Diagnostic, sources: dict[str, str]) -> str:
@@ -178,4 +178,5 @@ def artifact_location(path: str) -> dict[str, str]:
             return {"uri": candidate.as_uri()}
         path = relative
     posix = PurePath(os.path.normpath(path)).as_posix()
-    return {"uri": quote(posix, safe="/"), "uriBaseId": "%SRCROOT%"}
+    # a name that is not UTF-8 holds surrogate escapes: its own bytes are what to percent-encode
+    return {"uri": quote(os.fsencode(posix), safe="/"), "uriBaseId": "%SRCROOT%"}
