@@ -116,15 +116,23 @@ NONLOCAL_FIRST = textwrap.dedent(
 
 
 @pytest.mark.parametrize("source", [GLOBAL_FIRST, NONLOCAL_FIRST], ids=["global", "nonlocal"])
-def test_fix_that_does_not_compile_is_not_written(tmp_path: Path, source: str) -> None:
+def test_fix_that_does_not_compile_gives_way_to_one_that_does(tmp_path: Path, source: str) -> None:
     compile(source, "train.py", "exec", dont_inherit=True)  # the original is valid
     path = tmp_path / "train.py"
     path.write_text(source)
     code, out, _ = check(tmp_path, "--fix", "train.py")
-    assert path.read_text() == source
-    assert code == 1 and b"GL001" in out  # still reported
+    fixed = path.read_text()
+    # the start of the pass is above the `global`/`nonlocal` line: the reset goes right before
+    # the backward instead
+    compile(fixed, "train.py", "exec", dont_inherit=True)
+    lines = fixed.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "loss.backward()" in line)
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    assert lines[at - 1] == f"{indent}optimizer.zero_grad()\n"
+    assert "".join(lines[: at - 1] + lines[at:]) == source  # nothing else changed
+    assert code == 0 and b"GL001" not in out
     _, out, _ = check(tmp_path, "--fix", "-", "--stdin-filename", "train.py", input=source.encode())
-    assert out == source.encode()
+    assert out == fixed.encode()
 
 
 def test_parses_refuses_only_what_newly_fails_to_compile() -> None:

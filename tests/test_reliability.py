@@ -566,14 +566,19 @@ def test_fix_skipped_when_the_file_changed_since_it_was_read(
     assert _leftovers(tmp_path) == []
 
 
+def _break_every_edit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every edit, one at a time or all at once, yields text that does not parse."""
+    broken = types.SimpleNamespace(code="for x in (:\n")
+    monkeypatch.setattr(fixes, "apply", lambda module, edit: broken)
+    monkeypatch.setattr(fixes, "apply_all", lambda module, edits: broken)
+
+
 def test_fix_whose_result_does_not_parse_is_not_applied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _loop_file(tmp_path)
     original = path.read_bytes()
-    monkeypatch.setattr(
-        fixes, "apply", lambda module, edit: types.SimpleNamespace(code="for x in (:\n")
-    )
+    _break_every_edit(monkeypatch)
     code, lines = run(tmp_path, "--fix", "loop.py")
     assert code == 1
     assert findings(lines, "loop.py")[0].startswith("loop.py:5:5: GL001 ")
@@ -581,9 +586,7 @@ def test_fix_whose_result_does_not_parse_is_not_applied(
 
 
 def test_engine_rejects_fix_whose_result_does_not_parse(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        fixes, "apply", lambda module, edit: types.SimpleNamespace(code="for x in (:\n")
-    )
+    _break_every_edit(monkeypatch)
     text = "\n".join([*LOOP, ""])
     assert engine.fix_text(text, Settings()) == (text, 0)
 

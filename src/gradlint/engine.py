@@ -192,14 +192,24 @@ def fix_text(
     """Apply every applicable fix; returns the text and the count. Unsafe fixes only when the
     settings allow them (`--unsafe-fixes`), as ruff does.
 
-    Each round takes the best candidate of every finding, makes them all at once and checks
-    the result with one re-lint; only when that fails are fixes tried one at a time. Every
-    applied fix removes a finding and adds none, so the rounds end.
     `accept(before, after)` can refuse a fix (a notebook refuses one that spans cells).
     """
+    fixed, count, _ = _fix(text, analyse(text, settings), settings, accept)
+    return fixed, count
+
+
+def _fix(
+    text: str,
+    analysis: Analysis,
+    settings: Settings,
+    accept: Callable[[str, str], bool] | None = None,
+) -> tuple[str, int, Analysis]:
+    """Each round takes the best candidate of every finding, makes them all at once and checks
+    the result with one re-lint, which is also the next round's analysis; only when that fails
+    are fixes tried one at a time. Every applied fix removes a finding and adds none, so the
+    rounds end. Returns the text, the count and the text's analysis."""
     applied = 0
     while True:
-        analysis = analyse(text, settings)
         chosen = [
             (reported, candidate)
             for reported in _pending(text, analysis, settings)
@@ -207,20 +217,19 @@ def fix_text(
             if _applicable(candidate.applicability, settings)
         ]
         if not chosen:
-            return text, applied
+            return text, applied, analysis
         merged, targets = _combined(text, analysis, chosen)
-        if _removes(analysis, targets, merged, settings) and (
-            accept is None or accept(text, merged)
-        ):
-            text, applied = merged, applied + len(targets)
+        after = _recheck(analysis, targets, merged, settings)
+        if after is not None and (accept is None or accept(text, merged)):
+            text, analysis, applied = merged, after, applied + len(targets)
             continue
         for reported, _ in chosen:  # one at a time, each verified on its own
-            fix = _verified_fix(text, analysis, reported, settings)
-            if fix is not None and (accept is None or accept(text, fix.fixed_source)):
-                text, applied = fix.fixed_source, applied + 1
+            verified = _verified_fix(text, analysis, reported, settings)
+            if verified is not None and (accept is None or accept(text, verified[0].fixed_source)):
+                text, analysis, applied = verified[0].fixed_source, verified[1], applied + 1
                 break
         else:
-            return text, applied
+            return text, applied, analysis
 
 
 def _pending(text: str, analysis: Analysis, settings: Settings) -> list[Reported]:
@@ -286,7 +295,7 @@ def _verified_fixes(
     best = [_candidates(analysis, r)[:1] if r is not None else [] for r in reported]
     chosen = [(r, c[0]) for r, c in zip(reported, best) if r is not None and c]
     merged, targets = _combined(text, analysis, chosen)
-    together = _removes(analysis, targets, merged, settings)
+    together = _recheck(analysis, targets, merged, settings) is not None
     verified = {id(r) for r in targets} if together else set()
     # a share of the time the checks took so far: showing fixes never costs a file its verdict
     spent = time.monotonic() - started + analysis.seconds
@@ -300,7 +309,8 @@ def _verified_fixes(
                 if module is not None:
                     fix = Fix(candidates[0].description, candidates[0].applicability, module.code)
             else:
-                fix = _verified_fix(text, analysis, r, every)
+                checked = _verified_fix(text, analysis, r, every)
+                fix = checked[0] if checked is not None else None
         out.append(fix)
     return out
 
@@ -366,34 +376,37 @@ def _candidates(analysis: Analysis, reported: Reported) -> list[_Candidate]:
 
 def _verified_fix(
     text: str, analysis: Analysis, reported: Reported, settings: Settings
-) -> Fix | None:
+) -> tuple[Fix, Analysis] | None:
     """The first candidate that applies under the settings, parses, removes this finding and
-    adds none."""
+    adds none, with the analysis of the fixed text."""
     for candidate in _candidates(analysis, reported):
         if not _applicable(candidate.applicability, settings):
             continue
         edited = candidate.make()
         if edited is None or edited.code == text:
             continue
-        if _removes(analysis, [reported], edited.code, settings):
-            return Fix(candidate.description, candidate.applicability, edited.code)
+        after = _recheck(analysis, [reported], edited.code, settings)
+        if after is not None:
+            return Fix(candidate.description, candidate.applicability, edited.code), after
     return None
 
 
-def _removes(
+def _recheck(
     analysis: Analysis, targets: list[Reported], new_text: str, settings: Settings
-) -> bool:
-    """Whether `new_text` parses and compiles, lacks each target finding and has no finding
-    that the analysed text did not have."""
-    if not targets or not fixes.parses(new_text):
-        return False
+) -> Analysis | None:
+    """The analysis of `new_text` when it parses (and compiles, if the analysed text did),
+    lacks each target finding and has no finding the analysed text did not have; else None."""
+    original = analysis.context.text if analysis.context is not None else None
+    if not targets or not fixes.parses(new_text, original):
+        return None
     try:
-        after = _tally(analyse(new_text, settings))
+        after = analyse(new_text, settings)
     except (cst.ParserSyntaxError, NotAnalysed, RecursionError):
-        return False
+        return None
     expected = _tally(analysis)
     expected.subtract(Counter((_code(r), _identity(r)) for r in targets))
-    return all(after[key] <= max(expected[key], 0) for key in after)
+    found = _tally(after)
+    return after if all(found[key] <= max(expected[key], 0) for key in found) else None
 
 
 def _tally(analysis: Analysis) -> Counter[tuple[str, str]]:
@@ -428,8 +441,8 @@ def lint_source(
     text = source.text
     try:
         if fix:
-            fixed, count = fix_text(text, settings)
-            diagnostics = lint_text(path, fixed, settings)
+            fixed, count, analysis = _fix(text, analyse(text, settings), settings)
+            diagnostics = diagnose(path, fixed, analysis, settings)
             if fixed == text:
                 return FileResult(path, diagnostics, text)
             return FileResult(path, diagnostics, text, fixed, encode(source, fixed), count)
