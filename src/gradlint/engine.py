@@ -26,7 +26,7 @@ from gradlint.rules import gl001_stale_gradients as gl001
 from gradlint.rules import gl002_discarded_gradients as gl002
 from gradlint.rules import gl112_step_before_backward as gl112
 from gradlint.rules.base import Context, Rule, Violation
-from gradlint.source import UnreadableSource, decode, encode
+from gradlint.source import UnreadableSource, decode, encode, keep_untouched
 from gradlint.tree import Tree
 from gradlint.triggers import matches
 
@@ -195,7 +195,8 @@ def fix_text(
     `accept(before, after)` can refuse a fix (a notebook refuses one that spans cells).
     """
     fixed, count, _ = _fix(text, analyse(text, settings), settings, accept)
-    return fixed, count
+    # lines no fix touched as the user wrote them (libcst's print can differ: CR, form feeds)
+    return (keep_untouched(text, fixed) if count else fixed), count
 
 
 def _fix(

@@ -43,16 +43,3 @@ RULES: dict[str, Rule] = {
     )
 }
 
-
-def select(codes: list[str], select: tuple[str, ...], ignore: tuple[str, ...]) -> list[str]:
-    """Codes chosen by prefix: `GL` selects all, `GL00` both core rules; ignore wins on a tie."""
-
-    def best(code: str, prefixes: tuple[str, ...]) -> int:
-        return max((len(p) for p in prefixes if code.startswith(p)), default=-1)
-
-    chosen = []
-    for code in codes:
-        chosen_by, ignored_by = best(code, select), best(code, ignore)
-        if chosen_by >= 0 and chosen_by >= ignored_by:
-            chosen.append(code)
-    return chosen
