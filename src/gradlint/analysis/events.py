@@ -16,7 +16,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gradlint.analysis.owners import Knowledge, strip_wrapper
-from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in
+from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk
 
 _IN_PLACE_UPDATES = frozenset(
     {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
@@ -69,10 +69,30 @@ class ParamGroup:
 
     models: tuple[str, ...] = ()
     tensors: tuple[str, ...] = ()
+    optimizer: str | None = None  # `for p in group["params"]` of `for group in opt.param_groups`
 
     @property
     def key(self) -> str:
+        if self.optimizer is not None:
+            return self.optimizer
         return ",".join(f"{m}.parameters()" for m in self.models) or ",".join(self.tensors)
+
+
+@dataclass(frozen=True)
+class Collective:
+    """A loop that acts on a whole collection at once: its body runs once, never zero times.
+    `params`: loop variables over parameters; `aliases`: loop variables that stand for every
+    element of a collection of optimizers or parameter groups (`opt` -> `optimizers[*]`)."""
+
+    params: dict[str, ParamGroup] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def names(self, names: Names) -> Names:
+        return replace(
+            names,
+            params={**names.params, **self.params},
+            aliases={**names.aliases, **self.aliases},
+        )
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,9 @@ class Reset:
     optimizer: str | None = None  # opt.zero_grad()
     models: tuple[str, ...] = ()  # model.zero_grad(), loops over model.parameters()
     tensors: tuple[str, ...] = ()  # w.grad = None, w.grad.zero_()
+    # `p.grad = g`, `p.grad.copy_(g)`, `p.grad.fill_(0.01)`: what was there is replaced by a
+    # gradient written by hand, which the next update reads (not stale, not discarded)
+    writes: bool = False
 
 
 Event = Union[Backward, Update, Reset]
@@ -119,7 +142,7 @@ def owner_keys(knowledge: Knowledge, names: Names, target: str) -> tuple[str, ..
     """The owners a tensor expression stands for (a parameter loop variable expands)."""
     group = names.params.get(target)
     if group is not None:
-        return (group.key,) if group.models else group.tensors
+        return (group.key,) if group.models or group.optimizer else group.tensors
     return (names.resolve(target),)
 
 
@@ -196,13 +219,16 @@ class Recognizer:
         chain = dotted(receiver_node)
         if chain is None:
             return None
-        if method in ("zero_", "fill_", "mul_") and (
-            chain.endswith(".grad") or chain.endswith(".grad.data")
-        ):
-            if method != "zero_" and not _zero_argument(call):
-                return None
+        on_grad = chain.endswith(".grad") or chain.endswith(".grad.data")
+        if on_grad and method in ("zero_", "fill_", "mul_", "copy_"):
             tensor = chain[: chain.rindex(".grad")]
-            return self._reset_tensor(call, tensor, names)
+            if method == "zero_" or (method != "copy_" and _zero_argument(call)):
+                return self._reset_tensor(call, tensor, names)
+            if method == "mul_" or f"{tensor}.grad" in names_in(
+                call.args[0].value if call.args else call
+            ):
+                return None  # scaling keeps the gradient (clipping, unscaling by hand)
+            return self._reset_tensor(call, tensor, names, writes=True)
         if method in _IN_PLACE_UPDATES:
             tensor = chain[: -len(".data")] if chain.endswith(".data") else chain
             if f"{tensor}.grad" in names_in(call):
@@ -228,7 +254,10 @@ class Recognizer:
             if text.endswith(".grad") or text.endswith(".grad.data"):
                 if isinstance(node, cst.Assign):
                     tensor = text[: text.rindex(".grad")]
-                    events.append(self._reset_tensor(node, tensor, names))
+                    if f"{tensor}.grad" in names_in(node.value):
+                        continue  # `p.grad = p.grad * scale` keeps the gradient
+                    written = not _clears(node.value)
+                    events.append(self._reset_tensor(node, tensor, names, writes=written))
                 continue
             tensor = text[: -len(".data")] if text.endswith(".data") else text
             if f"{tensor}.grad" in names_in(node.value):
@@ -236,11 +265,16 @@ class Recognizer:
                     events.append(self._update_tensor(node, tensor, names))
         return events
 
-    def _reset_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Reset:
+    def _reset_tensor(
+        self, node: cst.CSTNode, tensor: str, names: Names, writes: bool = False
+    ) -> Reset:
+        site = self.site(names, node)
         group = names.params.get(tensor)
+        if group is not None and group.optimizer is not None:
+            return Reset(site, optimizer=group.optimizer, writes=writes)
         if group is not None:
-            return Reset(self.site(names, node), models=group.models, tensors=group.tensors)
-        return Reset(self.site(names, node), tensors=(names.resolve(tensor),))
+            return Reset(site, models=group.models, tensors=group.tensors, writes=writes)
+        return Reset(site, tensors=(names.resolve(tensor),), writes=writes)
 
     def _update_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Update:
         return Update(owner_keys(self.knowledge, names, tensor), self.site(names, node))
@@ -260,12 +294,28 @@ def _loss_name(call: cst.Call, receiver: cst.BaseExpression | None) -> str | Non
     return receiver.value if isinstance(receiver, cst.Name) else None
 
 
+def _clears(value: cst.BaseExpression) -> bool:
+    """`None`, or a tensor of zeros: the gradient is reset, nothing is written."""
+    if isinstance(value, cst.Name) and value.value == "None":
+        return True
+    return isinstance(value, cst.Call) and last_name(value.func) in (
+        "zeros_like",
+        "zeros",
+        "new_zeros",
+    )
+
+
 def _zero_argument(call: cst.Call) -> bool:
     return bool(call.args) and code_of(call.args[0].value) in ("0", "0.0", "0.")
 
 
 def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: Names) -> ParamGroup:
     """What `for p in <iterable>` ranges over, when it ranges over parameters."""
+    if isinstance(iterable, cst.Subscript):
+        collection = dotted(iterable.value)
+        resolved = names.resolve(collection) if collection is not None else ""
+        if resolved.endswith(_GROUPS):  # `group["params"]` of a loop over `opt.param_groups`
+            return ParamGroup(optimizer=resolved[: -len(_GROUPS)])
     if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
         if iterable.func.attr.value in ("parameters", "named_parameters"):
             receiver = dotted(iterable.func.value)
@@ -278,15 +328,79 @@ def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: N
     text = dotted(iterable)
     if text is not None and text in knowledge.list_literals:
         return ParamGroup(tensors=knowledge.list_literals[text])
+    if text is not None and text in knowledge.parameter_lists:
+        return ParamGroup(models=(knowledge.parameter_lists[text],))
     return ParamGroup(tensors=(code_of(iterable),))
 
 
-def parameter_variable(stmt: cst.For) -> str | None:
-    """`p` of `for p in ...:` / `for name, p in ...:` when the body touches `p.grad`."""
-    target: cst.BaseExpression = stmt.target
-    if isinstance(target, cst.Tuple) and target.elements:
-        target = target.elements[-1].value
-    name = dotted(target)
-    if name is None or not any(f"{name}.grad" in names_in(node) for node in body_of(stmt.body)):
+_GROUPS = ".param_groups[*]"
+
+
+def collective(stmt: cst.For, knowledge: Knowledge, names: Names) -> Collective | None:
+    """What a loop acts on when it acts on a whole collection at once:
+    - `for p in model.parameters()` (or `named_parameters()`, a list of tensors) whose body
+      touches `p.grad`; `for p, q in zip(a.parameters(), b.parameters())` pairs two groups;
+    - `for opt in optimizers` whose body only resets or steps `opt` (no backward): two such
+      loops over the same collection cover the same optimizers;
+    - `for group in opt.param_groups`: the optimizer's parameters, group by group."""
+    target, iterable = stmt.target, stmt.iter
+    iterated = dotted(iterable)
+    if isinstance(target, cst.Name) and iterated is not None:
+        resolved = names.resolve(iterated)
+        if resolved.endswith(".param_groups"):
+            return Collective(aliases={target.value: resolved + "[*]"})
+        if _steps_or_resets_only(stmt, target.value):
+            return Collective(aliases={target.value: resolved + "[*]"})
+    pairs = _zipped(target, iterable)
+    touched = {
+        name: group
+        for name, group in pairs
+        if any(f"{name}.grad" in names_in(node) for node in body_of(stmt.body))
+    }
+    if not touched:
         return None
-    return name
+    return Collective(
+        params={name: parameter_group(group, knowledge, names) for name, group in pairs}
+    )
+
+
+def _zipped(
+    target: cst.BaseExpression, iterable: cst.BaseExpression
+) -> list[tuple[str, cst.BaseExpression]]:
+    """Loop variables over parameters and what each ranges over."""
+    if (
+        isinstance(target, cst.Tuple)
+        and isinstance(iterable, cst.Call)
+        and last_name(iterable.func) == "zip"
+        and len(iterable.args) == len(target.elements)
+    ):
+        out = []
+        for element, arg in zip(target.elements, iterable.args):
+            name = dotted(element.value)
+            if name is not None and _ranges_over_parameters(arg.value):
+                out.append((name, arg.value))
+        return out
+    if isinstance(target, cst.Tuple) and target.elements:
+        target = target.elements[-1].value  # `for name, p in model.named_parameters()`
+    name = dotted(target)
+    return [(name, iterable)] if name is not None else []
+
+
+def _ranges_over_parameters(iterable: cst.BaseExpression) -> bool:
+    if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
+        return iterable.func.attr.value in ("parameters", "named_parameters")
+    return dotted(iterable) is not None or isinstance(iterable, (cst.List, cst.Tuple))
+
+
+def _steps_or_resets_only(stmt: cst.For, variable: str) -> bool:
+    """The body calls `variable.zero_grad()` or `variable.step()` and runs no backward."""
+    acts = False
+    for node in walk(stmt.body):
+        if isinstance(node, cst.Call):
+            name = last_name(node.func)
+            if name in BACKWARD_FUNCTIONS:
+                return False
+            receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
+            if name in ("zero_grad", "step") and receiver is not None:
+                acts = acts or dotted(receiver) == variable
+    return acts

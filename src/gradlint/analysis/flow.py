@@ -42,13 +42,13 @@ from gradlint.analysis.conditions import (
 from gradlint.analysis.counters import Residue, ResidueTest, residue_test
 from gradlint.analysis.events import (
     Backward,
+    Collective,
     Event,
     Names,
     Recognizer,
     Reset,
     Update,
-    parameter_group,
-    parameter_variable,
+    collective,
 )
 from gradlint.analysis.index import MODULE, index_module
 from gradlint.analysis.owners import Knowledge
@@ -230,7 +230,7 @@ class Flow:
     def _rebind(self, state: State, targets: set[str], value: cst.BaseExpression) -> State:
         """A name bound to a new tensor (or a model built anew) carries no gradient."""
         changes: dict[str, gs.Facts] = {}
-        new_object = isinstance(value, cst.Call) and constructs(value)
+        new_object = _constructed(value)
         for key, kind in self.index.owners.items():
             if kind == "tensor" and key in targets:
                 changes[key] = gs.EMPTY
@@ -322,9 +322,9 @@ class Flow:
     def _loop(self, stmt: cst.For | cst.While, states: set[State], ctx: Context) -> Outcome:
         if isinstance(stmt, cst.For):
             states = self._calls(stmt.iter, states, ctx)
-            variable = parameter_variable(stmt)
-            if variable is not None:
-                return self._collective(stmt, variable, states, ctx)
+            together = collective(stmt, self.knowledge, ctx.names)
+            if together is not None:
+                return self._collective(stmt, together, states, ctx)
         loop_id = id(stmt)
         assigned = {ctx.names.resolve(t) for t in self._assigned(stmt)}
         loop = Loop(loop_id, None)
@@ -372,12 +372,12 @@ class Flow:
         return out
 
     def _collective(
-        self, stmt: cst.For, variable: str, states: set[State], ctx: Context
+        self, stmt: cst.For, together: Collective, states: set[State], ctx: Context
     ) -> Outcome:
-        """`for p in model.parameters(): p.grad = None` acts on all parameters at once: its body
-        runs once for the whole group, never zero times."""
-        group = parameter_group(stmt.iter, self.knowledge, ctx.names)
-        names = replace(ctx.names, params={**ctx.names.params, variable: group})
+        """`for p in model.parameters(): p.grad = None` acts on all parameters at once, and
+        `for opt in optimizers: opt.step()` on all optimizers: the body runs once for the whole
+        collection, never zero times."""
+        names = together.names(ctx.names)
         body = self._block(body_of(stmt.body), states, replace(ctx, names=names))
         return Outcome(normal=body.normal | body.continues | body.breaks, returns=body.returns)
 
@@ -529,7 +529,10 @@ class Flow:
             return s.with_facts(changes)
         changes = {}
         for owner, certain in self._reset_targets(event, s):
-            changes[owner] = gs.reset(s.facts(owner), event.site, certain, ctx.leaving)
+            if event.writes:
+                changes[owner] = gs.write(s.facts(owner), event.site, certain)
+            else:
+                changes[owner] = gs.reset(s.facts(owner), event.site, certain, ctx.leaving)
         return s.with_facts(changes)
 
     def _loss_sources(self, event: Backward, ctx: Context) -> set[str]:
@@ -692,6 +695,15 @@ def _order(finding: gs.Finding) -> tuple[int, int, str]:
 
 
 # helpers ---------------------------------------------------------------------------------------
+
+
+def _constructed(value: cst.BaseExpression) -> bool:
+    """A new object (`Net()`, `copy.deepcopy(m)`), or a tuple of them (`a, b = X(), Y()`)."""
+    if isinstance(value, cst.Call):
+        return constructs(value)
+    if isinstance(value, cst.Tuple) and value.elements:
+        return all(_constructed(e.value) for e in value.elements)
+    return False
 
 
 def _sync_or_not(s: State) -> tuple[State, State]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import libcst as cst
@@ -15,8 +15,7 @@ from gradlint.analysis.events import (
     Recognizer,
     Reset,
     Update,
-    parameter_group,
-    parameter_variable,
+    collective,
 )
 from gradlint.analysis.owners import Knowledge
 from gradlint.analysis.syntax import (
@@ -254,13 +253,13 @@ def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dic
         names = enclosing[-1][1]
         kind = type(node)
         if kind is cst.For:
-            name = parameter_variable(node)
-            if name is not None:
-                group = parameter_group(node.iter, knowledge, names)
-                names = replace(names, params={**names.params, name: group})
+            together = collective(node, knowledge, names)
+            if together is not None:
+                names = together.names(names)
                 enclosing.append((nodes.ends[index], names))
-                if group.models:
-                    owners.setdefault(group.key, "group")
+                for group in together.params.values():
+                    if group.models:
+                        owners.setdefault(group.key, "group")
         elif kind is cst.Call:
             note(recognizer.call(node, names))
         elif kind is cst.Assign or kind is cst.AugAssign or kind is cst.Del:

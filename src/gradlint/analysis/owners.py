@@ -143,6 +143,8 @@ class Knowledge:
     links: dict[str, tuple[frozenset[str], frozenset[str]] | None] = field(default_factory=dict)
     model_aliases: dict[str, str] = field(default_factory=dict)  # wrapped -> underlying model
     list_literals: dict[str, tuple[str, ...]] = field(default_factory=dict)  # params = [w, b]
+    # params = list(model.parameters()): name -> the model whose parameters it lists, all of them
+    parameter_lists: dict[str, str] = field(default_factory=dict)
     leaf_tensors: set[str] = field(default_factory=set)  # made here with requires_grad
     models: set[str] = field(default_factory=set)  # receivers of .parameters(), .train(), ...
     prepared: set[str] = field(default_factory=set)  # optimizers from accelerator.prepare()
@@ -280,6 +282,9 @@ def _scan_alias(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseExpres
     if isinstance(value, cst.Call):
         func = last_name(value.func)
         inner = dotted(value.args[0].value) if value.args else None
+        whole = _all_parameters_of(value.args[0].value) if value.args else None
+        if func in ("list", "tuple") and whole is not None:
+            knowledge.parameter_lists[name] = knowledge.model(whole)  # `list(m.parameters())`
         if func in _WRAPPERS and inner is not None:
             knowledge.model_aliases[name] = inner
         elif (func == "to" or func == "cuda" or func == "cpu") and isinstance(
@@ -290,6 +295,18 @@ def _scan_alias(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseExpres
                 knowledge.model_aliases[name] = receiver
         if _makes_leaf(value):
             knowledge.leaf_tensors.add(name)
+
+
+def _all_parameters_of(value: cst.BaseExpression) -> str | None:
+    """`m` of `m.parameters()`: every parameter of one model."""
+    if (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value == "parameters"
+        and not value.args
+    ):
+        return dotted(value.func.value)
+    return None
 
 
 def _makes_leaf(call: cst.Call) -> bool:
@@ -328,6 +345,8 @@ def _scan_assignment(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseE
             name = dotted(first)
             if name is not None and name in knowledge.list_literals:
                 sources = (set(), set(knowledge.list_literals[name]))
+            elif name is not None and name in knowledge.parameter_lists:
+                sources = ({knowledge.parameter_lists[name]}, set())
             else:
                 sources = parameter_sources(first)
         knowledge._add_link(optimizer, sources)

@@ -94,6 +94,14 @@ def reset(facts: Facts, site: Site, certain: bool, deliberate: bool) -> Facts:
     return Facts(lost=lost)
 
 
+def write(facts: Facts, site: Site, certain: bool) -> Facts:
+    """A gradient written by hand replaces what was there: a reset that discards nothing the
+    user meant to keep, then gradient the next update reads."""
+    if facts.unknown and not certain:
+        return facts
+    return Facts(fresh=frozenset({site}))
+
+
 def _lost_order(lost: Lost) -> tuple[int, int]:
     return (lost.reset.seq, lost.backward.seq)
 

@@ -494,6 +494,7 @@ class Recorder:
         t: torch.Tensor,
         reset_site: Site | None = None,
         zeroing: bool = False,
+        assigned: bool = False,
     ) -> None:
         """Account for what happened to ``t`` and ``t.grad`` since the last look."""
         # 1. In-place change of the tensor itself after user code read its .grad: a manual update.
@@ -519,6 +520,11 @@ class Recorder:
             nonzero = _nonzero(g)
             if not nonzero:
                 self._reset(st, site)
+            elif assigned:  # `p.grad = g` replaces what was there with a gradient of its own
+                self._reset(st, site)
+                st.lost = [lo for lo in st.lost if lo.reset_site != site]  # replaced, not lost
+                self._seq += 1
+                _add_contrib(st, _Contrib(site, self._seq, st.updates))
             elif not st.contribs:  # gradient assigned by hand: counts like a backward there
                 self._seq += 1
                 _add_contrib(st, _Contrib(site, self._seq, st.updates))
@@ -685,7 +691,7 @@ class Recorder:
             self._reconcile(st, t)
         assign()
         if st is not None:
-            self._reconcile(st, t, reset_site=self._site())
+            self._reconcile(st, t, reset_site=self._site(), assigned=True)
 
     def _on_data_get(self, t: torch.Tensor, alias: torch.Tensor) -> None:
         st = self._state_of(t)
