@@ -7,16 +7,21 @@ The budget is small enough for CI; set GRADLINT_FUZZ_EXAMPLES for a longer run, 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import hypothesmith
 import libcst as cst
 import pytest
+from conftest import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gradlint.cli import main
 from gradlint.config import Settings
 from gradlint.engine import fix_text, lint_source
+from gradlint.limits import RECURSION_LIMIT
+from gradlint.server import lint_document
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = int(os.environ.get("GRADLINT_FUZZ_EXAMPLES", "0"))
@@ -27,6 +32,8 @@ LOOPS = sorted(
     if not p.name.endswith(".fixed.py")
 )
 SETTINGS = Settings()
+# as the first analysis on its large-stack thread sets it; hypothesis warns when a test does
+sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
 
 
 def budget(ci: int) -> settings:
@@ -155,3 +162,30 @@ def test_fixtures_fix_soundly(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert_classified(text)
     assert_fix_sound(text)
+
+
+# --- standard input and the language server -----------------------------------------------------
+
+
+@budget(ci=15)
+@given(program=hypothesmith.from_grammar(), jobs=st.sampled_from(["1", "2"]))
+def test_standard_input_is_classified(program: str, jobs: str) -> None:
+    """Source on `-` goes through the same limits as files: a finding or nothing, never GL999,
+    and a fix filter always hands text back."""
+    text = program + "\nloss.backward()\n"
+    result = CliRunner().invoke(
+        main, ["check", "--no-cache", "-q", "-j", jobs, "-"], input=text.encode("utf-8")
+    )
+    assert result.exit_code in (0, 1), (result.output, result.exception)
+    assert " GL999 " not in result.stdout
+    fixed = CliRunner().invoke(
+        main, ["check", "--no-cache", "-j", jobs, "--fix", "-"], input=text.encode("utf-8")
+    )
+    assert fixed.exit_code in (0, 1) and fixed.stdout_bytes
+
+
+@budget(ci=15)
+@given(text=st.one_of(hypothesmith.from_grammar(), mutated_loops()))
+def test_language_server_classifies(text: str) -> None:
+    found = lint_document("fuzz.py", text + "\nloss.backward()\n", SETTINGS)
+    assert all(d.code != "GL999" for d in found), found
