@@ -101,6 +101,29 @@ def loop_counter(stmt: cst.For) -> str | None:
     return counted[0] if counted else None
 
 
+def counter_from(stmt: cst.For) -> tuple[str, int] | None:
+    """The loop counter and its value on the first pass, for a counter that starts elsewhere
+    than 0 (`enumerate(xs, 1)`, `range(1, n + 1)`)."""
+    it = stmt.iter
+    if not isinstance(it, cst.Call):
+        return None
+    func = last_name(it.func)
+    positional = [a for a in it.args if a.keyword is None]
+    keyword = [a for a in it.args if a.keyword is not None and a.keyword.value == "start"]
+    start: cst.BaseExpression | None = None
+    counter: cst.BaseExpression | None = None
+    if func == "range" and len(positional) in (2, 3) and isinstance(stmt.target, cst.Name):
+        start, counter = positional[0].value, stmt.target
+    elif func == "enumerate" and isinstance(stmt.target, cst.Tuple) and stmt.target.elements:
+        start = (
+            keyword[0].value if keyword else (positional[1].value if len(positional) > 1 else None)
+        )
+        counter = stmt.target.elements[0].value
+    if isinstance(start, cst.Integer) and isinstance(counter, cst.Name):
+        return counter.value, int(start.value)
+    return None
+
+
 def last_pass_tests(stmt: cst.For) -> frozenset[str]:
     """Texts of the tests true exactly on the last pass: `i + 1 == len(loader)`, `i == n - 1`."""
     counted = _counted(stmt)

@@ -352,16 +352,36 @@ def collective(stmt: cst.For, knowledge: Knowledge, names: Names) -> Collective 
         if _steps_or_resets_only(stmt, target.value):
             return Collective(aliases={target.value: resolved + "[*]"})
     pairs = _zipped(target, iterable)
-    touched = {
-        name: group
-        for name, group in pairs
-        if any(f"{name}.grad" in names_in(node) for node in body_of(stmt.body))
-    }
-    if not touched:
+    if not any(
+        f"{name}.grad" in names_in(node) for name, _ in pairs for node in body_of(stmt.body)
+    ):
         return None
+    # only the variables the body resets or updates stand for their group: a variable whose
+    # gradient is only read (compared, logged) adds no owner to follow
+    acted = [(name, group) for name, group in pairs if _acts_on(stmt.body, name)]
     return Collective(
-        params={name: parameter_group(group, knowledge, names) for name, group in pairs}
+        params={name: parameter_group(group, knowledge, names) for name, group in acted}
     )
+
+
+def _acts_on(body: cst.BaseSuite, name: str) -> bool:
+    """The body changes `name` or its gradient: an assignment to it or through it, `del`, or
+    an in-place method (`name.grad.zero_()`, `name.data.sub_(...)`, `name.add_(...)`)."""
+    prefix = f"{name}."
+    for node in walk(body):
+        if isinstance(node, cst.Call):
+            func = dotted(node.func) or ""
+            if func.startswith(prefix) and func.endswith("_") and not func.endswith("__"):
+                return True
+        elif isinstance(node, (cst.Assign, cst.AugAssign, cst.Del)):
+            targets = (
+                [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            )
+            for target in targets:
+                text = dotted(target) or ""
+                if text == name or text.startswith(prefix):
+                    return True
+    return False
 
 
 def _zipped(

@@ -31,6 +31,7 @@ from gradlint.analysis.conditions import (
     SYNC_GRADIENTS,
     condition_key,
     condition_names,
+    counter_from,
     first_iteration_test,
     grad_guard,
     is_stable,
@@ -90,6 +91,7 @@ class Loop:
     node_id: int
     counter: str | None  # `i` of `for i in range(n)` / `enumerate(x)`: 0 on the first pass
     last_tests: frozenset[str] = frozenset()  # tests true on the last pass only
+    start: int = 0  # the counter's value on the first pass
 
 
 @dataclass(frozen=True)
@@ -138,20 +140,27 @@ class Flow:
                     inlining=(id(node),),
                     scope=id(node),
                 )
-                body = body_of(node.body)
-                if id(node) in self.index.repeated:
-                    # a framework calls it once per batch: its body is a loop body
-                    body = [cst.While(test=cst.Name("True"), body=node.body)]
-                self._scope(body, ctx)
+                # a function called once per batch runs again after it returns
+                self._scope(body_of(node.body), ctx, again=id(node) in self.index.repeated)
         return [self.findings[k] for k in sorted(self.findings)]
 
     def _scope(
-        self, body: Iterable[cst.BaseStatement | cst.BaseSmallStatement], ctx: Context
+        self,
+        body: Iterable[cst.BaseStatement | cst.BaseSmallStatement],
+        ctx: Context,
+        again: bool = False,
     ) -> None:
         start = State(owners=tuple(sorted((k, gs.EMPTY) for k in self.index.owners)))
         saved = dict(self.findings)
         try:
-            self._block(list(body), {start}, replace(ctx, local_defs=({},)))
+            states = {start}
+            for _ in range(MAX_LOOP_PASSES if again else 1):
+                out = self._block(list(body), states, replace(ctx, local_defs=({},)))
+                # the next call starts where this one ended, by its end or by a return
+                following = _bounded(states | out.normal | out.returns)
+                if following == states:
+                    break
+                states = following
             self.scopes_analysed += 1
         except (TooComplex, RecursionError) as error:
             self.findings = saved
@@ -328,8 +337,13 @@ class Flow:
         loop_id = id(stmt)
         assigned = {ctx.names.resolve(t) for t in self._assigned(stmt)}
         loop = Loop(loop_id, None)
-        if isinstance(stmt, cst.For) and not ({loop_counter(stmt)} & assigned_targets(stmt.body)):
-            loop = Loop(loop_id, loop_counter(stmt), last_pass_tests(stmt))
+        if isinstance(stmt, cst.For):
+            counter = loop_counter(stmt)
+            started = counter_from(stmt)  # `enumerate(xs, 1)`: residues only, no first-pass tests
+            if counter is not None and counter not in assigned_targets(stmt.body):
+                loop = Loop(loop_id, counter, last_pass_tests(stmt))
+            elif started is not None and started[0] not in assigned_targets(stmt.body):
+                loop = Loop(loop_id, started[0], start=started[1])
         body_ctx = replace(ctx, loops=(*ctx.loops, loop), leaving=False)
         entry = {replace(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
         head = set(entry)
@@ -449,7 +463,7 @@ class Flow:
         counter, first_value = first_iteration_test(test)
         if counter is not None:
             for loop in reversed(ctx.loops):
-                if loop.counter == counter:
+                if loop.counter == counter and loop.start == 0:
                     return first_value if loop.node_id in s.first else not first_value
         return None
 
@@ -773,7 +787,7 @@ def _branch_on_residue(
     test, loop = counting
     known = s.residue(test.counter, test.modulus)
     if known is None and loop.node_id in s.first:
-        known = Residue(test.counter, test.modulus, exact=0)
+        known = Residue(test.counter, test.modulus, exact=loop.start)
         s = s.with_residue(None, known)
     value = known.value(test.residue) if known is not None else None
     if value is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -112,6 +113,7 @@ def index_module(
             handler = functions.get(dotted(node.args[0].value) or "")
             if handler is not None:
                 repeated.add(id(handler))
+    repeated |= _per_batch(functions, classes, listed)
     owners = _owners(knowledge, recognizer, listed)
     function_defs = [n for n in nodes if isinstance(n, cst.FunctionDef)]
     with_backward, with_events = _reach(functions, classes, function_defs, listed)
@@ -129,6 +131,69 @@ def index_module(
         {key for key, count in tests.items() if key is not None and count > 1},
         {id(n): n for n in function_defs} | {MODULE: module},
     )
+
+
+# names that say "one training step": a function so named that runs a backward and a step is
+# called once per batch by whoever drives it (a trainer, an ignite Engine, the user's loop)
+_STEP_ROLE = re.compile(
+    r"^(?:training_step|train_step|train_on_batch|train_batch|fit_batch|process_batch|"
+    r"step|update|optimi[sz]e|optimi[sz]e_step|learn|update_step|train_iteration)$"
+)
+
+
+# receivers whose `.step()` / `.update()` is not a call of the user's training step
+_NOT_A_CALLER = re.compile(r"(?i)opt|sched|scaler|lr|swa|ema|engine|accelerator|progress|bar")
+
+
+def _per_batch(
+    functions: dict[str, cst.FunctionDef],
+    classes: dict[str, dict[str, cst.FunctionDef]],
+    nodes: Listing,
+) -> set[int]:
+    """Functions that run a backward and an optimizer step, not inside a loop of their own,
+    whose name gives them the role of one training step, and that nothing in view calls only
+    from straight-line code (a call in view that is not in a loop shows it runs once there)."""
+    candidates = [*functions.values(), *(m for ms in classes.values() for m in ms.values())]
+    chosen = {id(f) for f in candidates if _STEP_ROLE.match(f.name.value) and _steps_once(f)}
+    if not chosen:
+        return set()
+    by_name = {f.name.value: id(f) for f in candidates if id(f) in chosen}
+    straight: set[int] = set()
+    in_loop: set[int] = set()
+    loops_open: list[int] = []  # end index of each enclosing loop
+    for index, node in enumerate(nodes.nodes):
+        while loops_open and loops_open[-1] <= index:
+            loops_open.pop()
+        if isinstance(node, (cst.For, cst.While, cst.ListComp, cst.GeneratorExp)):
+            loops_open.append(nodes.ends[index])
+        elif isinstance(node, cst.Call):
+            target = by_name.get(last_name(node.func) or "")
+            receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
+            text = (dotted(receiver) or "") if receiver is not None else ""
+            if target is not None and not _NOT_A_CALLER.search(text):
+                (in_loop if loops_open else straight).add(target)
+    return {key for key in chosen if key not in straight or key in in_loop}
+
+
+def _steps_once(function: cst.FunctionDef) -> bool:
+    """A backward and a step in the function's own body, neither under a loop of its own."""
+    found: set[str] = set()
+
+    def visit(node: cst.CSTNode) -> None:
+        if isinstance(node, (cst.For, cst.While, cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            if node is not function:
+                return
+        if isinstance(node, cst.Call):
+            name = last_name(node.func)
+            if name in _BACKWARD_WORDS:
+                found.add("backward")
+            elif name == "step":
+                found.add("step")
+        for child in children(node):
+            visit(child)
+
+    visit(function)
+    return found == {"backward", "step"}
 
 
 def _provenance(scope: cst.CSTNode | None) -> dict[str, frozenset[str]]:
