@@ -586,7 +586,10 @@ class Flow:
                 return False  # a model reset with no link known: it may reset this owner
             models, tensors = link
             if event.models:
-                return _relation(event.models, models)
+                relation = _relation(event.models, models)
+                if relation is False and self._leaves_the_rest(event.models, models):
+                    return None
+                return relation
             if set(tensors) and set(event.tensors) >= set(tensors):
                 return True
             return False if set(event.tensors) & set(tensors) else None
@@ -676,6 +679,18 @@ class Flow:
             }
             result.add(s.with_facts(changes) if changes else s)
         return result
+
+    def _leaves_the_rest(self, reset: Iterable[str], models: frozenset[str]) -> bool:
+        """A reset of one sub-module (`model.fc.zero_grad()`) of the model an optimizer holds
+        all of, when the module freezes nothing and resets no other sub-module of that model:
+        the rest of the model keeps its gradient."""
+        if self.index.freezes:
+            return False
+        for model in models:
+            parts = {r for r in self.index.submodule_resets if r.startswith(f"{model}.")}
+            if len(parts) == 1 and set(reset) <= parts:
+                return True
+        return False
 
     def _sensitive(self, owner: str) -> set[str]:
         names = {owner}

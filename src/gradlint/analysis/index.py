@@ -46,6 +46,11 @@ class ModuleIndex:
     event_names: set[str]  # names of the functions and methods in with_events
     repeated_conditions: set[str]  # `if` conditions (as compared) tested more than once
     scopes: dict[int, cst.CSTNode] = field(default_factory=dict)  # id -> function (or module)
+    # receivers of `.zero_grad()` calls that are sub-modules (`model.fc`), and whether the module
+    # freezes parameters anywhere (`requires_grad = False`): a sole sub-module reset of an
+    # unfrozen model leaves the rest of its gradient in place
+    submodule_resets: frozenset[str] = frozenset()
+    freezes: bool = False
     _sources: dict[int, dict[str, frozenset[str]]] = field(default_factory=dict)
 
     def sources(self, scope: int, name: str) -> frozenset[str]:
@@ -130,6 +135,8 @@ def index_module(
         event_names,
         {key for key, count in tests.items() if key is not None and count > 1},
         {id(n): n for n in function_defs} | {MODULE: module},
+        submodule_resets=frozenset(_reset_receivers(listed)),
+        freezes=_freezes(listed),
     )
 
 
@@ -194,6 +201,32 @@ def _steps_once(function: cst.FunctionDef) -> bool:
 
     visit(function)
     return found == {"backward", "step"}
+
+
+def _reset_receivers(nodes: Listing) -> set[str]:
+    """`model.fc` of every `model.fc.zero_grad()` whose receiver is an attribute chain."""
+    found = set()
+    for node in nodes.of_type(cst.Call):
+        assert isinstance(node, cst.Call)
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value == "zero_grad":
+            receiver = dotted(node.func.value)
+            if receiver is not None and "." in receiver:
+                found.add(receiver)
+    return found
+
+
+def _freezes(nodes: Listing) -> bool:
+    """Whether some parameters are frozen: `p.requires_grad = False`, `requires_grad_(False)`,
+    or a call named like freezing (`freeze_backbone()`)."""
+    for node in nodes.of_type(cst.Assign, cst.Call):
+        if isinstance(node, cst.Assign):
+            if any((dotted(t.target) or "").endswith("requires_grad") for t in node.targets):
+                return True
+        elif isinstance(node, cst.Call):
+            name = last_name(node.func) or ""
+            if name == "requires_grad_" or "freeze" in name.lower():
+                return True
+    return False
 
 
 def _provenance(scope: cst.CSTNode | None) -> dict[str, frozenset[str]]:
