@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.slow  # installs the hooks' environments
 
 if shutil.which("git") is None and not os.environ.get("CI"):
     pytest.skip("pre-commit needs git", allow_module_level=True)

@@ -25,9 +25,10 @@ REVIEW = json.loads((ROOT / "tests" / "realcode" / "reviewed.json").read_text(en
 SOURCES = ROOT / ".corpus" / "src"
 WANTED = bool(os.environ.get("CI") or os.environ.get("GRADLINT_REALCODE"))
 
-pytestmark = pytest.mark.skipif(
-    not WANTED and not SOURCES.is_dir(), reason="real-code corpus not fetched"
-)
+pytestmark = [
+    pytest.mark.slow,  # minutes: the whole corpus, cold
+    pytest.mark.skipif(not WANTED and not SOURCES.is_dir(), reason="real-code corpus not fetched"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import sysconfig
 
 import pytest
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.slow]
 _LINE = re.compile(r"(?P<path>.+?):(?:cell \d+:)?\d+:\d+: (?P<code>GL\d{3}) ")
 
 
