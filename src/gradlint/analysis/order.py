@@ -286,6 +286,12 @@ UNKNOWN: Graph = frozenset({(0, "?")})  # built by code gradlint cannot read
 _CUTS = frozenset({"detach", "item", "tolist", "numpy", "data"})
 
 
+# keywords that say where or how a tensor is made, never what it is computed from
+_PLACEMENT = frozenset({"device", "dtype", "generator", "layout", "memory_format"})
+# methods whose arguments say where or in which type a tensor goes, not what it is computed from
+_MOVES = frozenset({"to", "cuda", "cpu", "type", "half", "float", "double", "long", "int", "bool"})
+
+
 class Graphs:
     """Which forward calls each local name's graph goes through, read along one block."""
 
@@ -305,8 +311,11 @@ class Graphs:
                 found.add((id(node), model))
             elif isinstance(func, cst.Attribute):
                 found |= self.of(func.value)
+                if func.attr.value in _MOVES:  # `x.to(device)`: the device joins no graph
+                    return frozenset(found)
             for arg in node.args:
-                found |= self.of(arg.value)
+                if arg.keyword is None or arg.keyword.value not in _PLACEMENT:
+                    found |= self.of(arg.value)
             return frozenset(found)
         if isinstance(node, cst.Name):
             return self.names.get(node.value, frozenset())

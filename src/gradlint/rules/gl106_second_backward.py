@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import libcst as cst
@@ -16,7 +17,7 @@ from gradlint.analysis.order import (
     keyword,
     sequences,
 )
-from gradlint.analysis.syntax import code_of
+from gradlint.analysis.syntax import code_of, written
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 DOCS = """## What it does
@@ -62,10 +63,15 @@ graph then stays in memory until the second call, and summing the losses into on
 """
 
 
+_MAKES_MODELS = re.compile(r"_*(?:load|get|build|create|make|init|setup|prepare|from_pretrained)")
+
+
 def check(context: Context) -> Iterator[Violation]:
     knowledge = context.knowledge
 
     def forward(callee: str) -> str | None:
+        if _MAKES_MODELS.match(callee.rsplit(".", 1)[-1]) or callee.startswith("torch."):
+            return None  # `load_models(path)` returns models, not a computation through them
         return knowledge.model(callee) if knowledge.is_forward(callee) else None
 
     for steps in sequences(context.module):
@@ -110,12 +116,12 @@ def _violation(context: Context, first: cst.Call, second: cst.Call) -> Violation
     return Violation(
         RULE.code,
         second,
-        f"`{code_of(second)}` goes back through the graph that `{code_of(first)}` (line {line}) "
+        f"`{written(second)}` goes back through the graph that `{written(first)}` (line {line}) "
         'already freed: autograd raises "Trying to backward through the graph a second time"; '
         "pass `retain_graph=True` to the first call, or add the losses and call backward once",
-        trail=(f"{code_of(first)} at line {line}", code_of(second)),
+        trail=(f"{written(first)} at line {line}", written(second)),
         fix=Rewrite(
-            f"Add `retain_graph=True` to `{code_of(first)}`",
+            f"Add `retain_graph=True` to `{written(first)}`",
             lambda module: _retain(module, first),
             applicability="unsafe",
         ),
