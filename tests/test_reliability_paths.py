@@ -451,3 +451,32 @@ def test_discovery_over_random_trees_ends_and_reports_what_it_cannot_read(
         assert not result.internal_error, result.diagnostics
         if os.path.exists(result.path) and not os.path.isfile(result.path):  # a FIFO, a folder
             assert [d.code for d in result.diagnostics] == ["GL901"]
+
+
+# --- notebooks that are not what they say ------------------------------------------------------
+
+_CELL = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid JSON: nested too deeply"),
+        ('{"cells": [], "x": ' + "7" * 5000 + "}", "invalid JSON: Exceeds the limit"),
+        (
+            json.dumps({"cells": [{**_CELL, "source": "import torch\nloss.backward()\n"}]}).replace(
+                "import torch", "import torch  # \\ud800"
+            ),
+            "cell 1: `source` holds a lone surrogate escape",
+        ),
+    ],
+    ids=["deep JSON", "5000 digits", "lone surrogate"],
+)
+def test_notebook_that_cannot_be_read(tmp_path: Path, content: str, message: str) -> None:
+    project = tree(tmp_path)
+    (project / "nb.ipynb").write_text(content, encoding="utf-8")
+    done = gradlint(project, "check", "--no-cache", ".")
+    assert done.returncode == 1
+    [line] = [x for x in lines(done) if x.startswith("nb.ipynb")]
+    assert line.startswith(f"nb.ipynb:1:1: GL901 cannot read notebook: {message}"), line
+    assert_went_on(done)
