@@ -68,6 +68,9 @@ HARMLESS_METHODS = frozenset(
     [
         "accumulate",
         "no_sync",
+        # Lightning: which optimizer's parameters require grad; gradients stay as they are
+        "toggle_optimizer",
+        "untoggle_optimizer",
         "autocast",
         "clip_grad_norm_",
         "clip_grad_value_",
