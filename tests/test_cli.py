@@ -63,7 +63,9 @@ def test_concise_output_is_flake8_style(runner, project):
         ("stale.py", "7", "5", "GL001"),
     ]
     assert "opt.step()" in parsed[1]["msg"] and "line 8" in parsed[1]["msg"]
-    assert "Found 2 findings in 3 files." in result.stderr
+    assert (
+        "Found 2 findings in 2 of 3 files checked.\n[*] 2 fixable with `--fix`.\n" in result.stderr
+    )
 
 
 def test_clean_exits_zero(runner, project):

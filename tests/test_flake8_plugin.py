@@ -49,10 +49,12 @@ def flake8(*args: str, cwd: Path, stdin: str | None = None) -> list[str]:
 
 
 def gradlint(*args: str, cwd: Path, stdin: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "gradlint", "check", "-q", *args]
+    """gradlint check's lines as flake8 prints them: without the `[*]` fixable mark, and without
+    GL800 (flake8 judges `# noqa` comments itself)."""
+    command = [sys.executable, "-m", "gradlint", "check", "-q", "--ignore", "GL800", *args]
     done = subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True)
     assert done.returncode in (0, 1), done.stderr
-    return done.stdout.splitlines()
+    return [line.replace(" [*] ", " ", 1) for line in done.stdout.splitlines()]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +76,7 @@ def test_noqa_as_the_cli_does(tmp_path: Path, comment: str, reported: bool) -> N
     assert len(lines) == reported
     if reported:
         # the CLI's line and column for the backward() at line 7, column 5
-        assert lines[0].startswith("train.py:7:5: GL001 `loss.backward()` adds onto gradient")
+        assert lines[0].startswith("train.py:7:5: GL001 gradients accumulate across iterations")
 
 
 def test_files_and_findings_as_the_cli_reports_them(tmp_path: Path) -> None:
@@ -138,7 +140,9 @@ def test_syntax_errors_are_left_to_flake8(tmp_path: Path) -> None:
     assert len(lines) == 1 and ": E999 " in lines[0]
 
 
-@pytest.mark.parametrize("rule", RULES.values(), ids=lambda rule: rule.code)
+@pytest.mark.parametrize(
+    "rule", [r for r in RULES.values() if r.code != "GL800"], ids=lambda rule: rule.code
+)
 def test_prefilter_lets_every_rule_through(rule: Rule) -> None:
     # a rule whose trigger pattern needs none of the words would never run under flake8
     for trigger in rule.triggers:

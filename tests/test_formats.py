@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from conftest import CliRunner
 
+from gradlint import REPOSITORY, __version__
 from gradlint.cli import main
 from gradlint.diagnostics import Diagnostic
 from gradlint.report import github
@@ -118,7 +119,8 @@ def test_json_schema_and_values(project):
     # the span ends after `loss.backward()`; the trailing comment is part of the line's code
     line = TRAIN.splitlines()[6]
     assert finding["end_location"] == {"row": 7, "column": len(line.rstrip()) + 1}
-    assert finding["cell"] is None and finding["url"] is None
+    assert finding["cell"] is None
+    assert finding["url"] == f"{REPOSITORY}/blob/v{__version__}/docs/rules/GL001.md"
     assert finding["trail"][0] == "opt.step() at line 8"
     assert "loss.backward() at line 7" in finding["trail"]
     assert "opt.step()" in finding["message"]
@@ -322,7 +324,7 @@ def test_github_annotation(project):
         "endColumn": str(len(TRAIN.splitlines()[6].rstrip()) + 1),
         "title": "gradlint (GL001)",
     }
-    assert message.startswith("`loss.backward()` adds onto gradient")
+    assert message.startswith("gradients accumulate across iterations because `opt.zero_grad()`")
 
 
 def test_github_escapes_file_names(project):

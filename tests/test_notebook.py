@@ -68,8 +68,8 @@ def test_finding_is_reported_by_cell_and_line_in_the_cell(runner, here):
     # cell 5 counts the markdown cell and the skipped %%bash cell; line 5 is `%time loss.backward()`
     # and column 11 is where `loss` stands after `    %time `
     assert result.stdout.splitlines() == [
-        "training.ipynb:cell 5:5:11: GL001 `loss.backward()` adds onto gradient that "
-        "`opt.step()` (line 6) already used; no `opt.zero_grad()` before `opt.step()` at line 6"
+        "training.ipynb:cell 5:5:11: GL001 gradients accumulate across iterations because `opt.zero_grad()` is never called between updates: `loss.backward()`"
+        " adds to the gradients that `opt.step()` (line 6) already applied, and `opt.step()` (line 6) applies the sum"
     ]
 
 
@@ -79,7 +79,7 @@ def test_events_in_another_cell_are_named_with_their_cell(runner, here):
     write_notebook(here / "nb.ipynb", [code(SETUP), code(compute), markdown(["Train"]), code(loop)])
     result = runner.invoke(main, ["check", "nb.ipynb"])
     assert result.stdout.startswith("nb.ipynb:cell 2:3:5: GL001 ")
-    assert "`opt.step()` (line 3 of cell 4) already used" in result.stdout
+    assert "`opt.step()` (line 3 of cell 4) already applied" in result.stdout
 
 
 def test_masking_keeps_line_numbers_and_columns():

@@ -39,8 +39,8 @@ STALE = textwrap.dedent(
     """
 )
 STALE_FINDING = (
-    "stale.py:7:5: GL001 `loss.backward()` adds onto gradient that `opt.step()` (line 8) "
-    "already used; no `opt.zero_grad()` before `opt.step()` at line 8"
+    "stale.py:7:5: GL001 [*] gradients accumulate across iterations because `opt.zero_grad()` is never called between updates: `loss.backward()`"
+    " adds to the gradients that `opt.step()` (line 8) already applied, and `opt.step()` (line 8) applies the sum"
 )
 # a training loop whose fix inserts `opt.zero_grad()` as the loop's first statement
 LOOP = [
@@ -126,8 +126,8 @@ def test_latin1_with_coding_line_lints_and_fix_keeps_bytes(tmp_path: Path) -> No
     code, lines = run(tmp_path, ".", files={"latin.py": data})
     assert code == 1
     assert findings(lines, "latin.py") == [
-        "latin.py:6:5: GL001 `loss.backward()` adds onto gradient that `opt.step()` (line 7) "
-        "already used; no `opt.zero_grad()` before `opt.step()` at line 7"
+        "latin.py:6:5: GL001 [*] gradients accumulate across iterations because `opt.zero_grad()` is never called between updates: `loss.backward()`"
+        " adds to the gradients that `opt.step()` (line 7) already applied, and `opt.step()` (line 7) applies the sum"
     ]
     code, lines = run(tmp_path, "--fix", ".", files={"latin.py": data})
     fixed = "\n".join([header, *LOOP[:3], INSERTED, *LOOP[3:], ""]).encode("latin-1")
@@ -163,8 +163,8 @@ def test_utf8_bom_lints_and_fix_keeps_it(tmp_path: Path) -> None:
     code, lines = run(tmp_path, ".", files={"bom.py": data})
     assert code == 1
     assert findings(lines, "bom.py") == [
-        "bom.py:5:5: GL001 `loss.backward()` adds onto gradient that `opt.step()` (line 6) "
-        "already used; no `opt.zero_grad()` before `opt.step()` at line 6"
+        "bom.py:5:5: GL001 [*] gradients accumulate across iterations because `opt.zero_grad()` is never called between updates: `loss.backward()`"
+        " adds to the gradients that `opt.step()` (line 6) already applied, and `opt.step()` (line 6) applies the sum"
     ]
     run(tmp_path, "--fix", "bom.py")
     expected = b"\xef\xbb\xbf" + "\n".join([*LOOP[:3], INSERTED, *LOOP[3:], ""]).encode()

@@ -221,12 +221,16 @@ def test_diagnostics_code_actions_and_clean_shutdown(tmp_path: Path) -> None:
         assert not [a for a in await session.actions(uri, broken) if "Disable" in a.title]
 
         session.open(merge_uri, MERGE_NOQA)
-        (stale,) = await session.diagnostics(merge_uri, 1)
+        # GL800 (unused noqa) reports the comment's GL002 beside it
+        found = await session.diagnostics(merge_uri, 1)
+        (stale,) = [d for d in found if d.code == "GL001"]
         assert stale.code == "GL001" and stale.range.start == types.Position(line=2, character=4)
-        (disable,) = [a for a in await session.actions(merge_uri, stale) if "Disable" in a.title]
+        actions = await session.actions(merge_uri, stale)
+        (disable,) = [a for a in actions if "Disable GL001" in a.title]
         merged = _apply(MERGE_NOQA, _edits(disable, merge_uri))
         assert merged.splitlines()[2] == "    loss.backward()  # noqa: GL002, GL001 累积"
-        assert lint_text("merge.py", merged, Settings()) == []
+        # GL002 still suppresses nothing there
+        assert [d.code for d in lint_text("merge.py", merged, Settings())] == ["GL800"]
         session.client.text_document_did_close(
             types.DidCloseTextDocumentParams(
                 text_document=types.TextDocumentIdentifier(uri=merge_uri)
@@ -274,7 +278,7 @@ def test_server_without_pygls_says_how_to_install_it(monkeypatch: pytest.MonkeyP
         monkeypatch.setitem(sys.modules, module, None)
     result = CliRunner().invoke(main, ["server"])
     assert result.exit_code == 2
-    assert 'pip install "gradlint[lsp]"' in result.stderr
+    assert 'pip install "torch-gradlint[lsp]"' in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -166,7 +166,7 @@ def test_missing_torch_exits_two_with_install_hint(
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     code, out, err = _invoke("train.py")
     assert (code, out) == (2, "")
-    assert "pip install 'gradlint[trace]'" in err
+    assert "pip install 'torch-gradlint[trace]'" in err
 
 
 def test_missing_script_is_a_usage_error(project: Path) -> None:

@@ -30,6 +30,8 @@ from gradlint.source import UnreadableSource, decode
 
 MAX_BYTES = 10 * 1024 * 1024  # larger files are reported (GL902), not analysed
 DEFAULT_TIMEOUT = 30.0
+# a file without any rule's trigger word (`backward(`, ...) is read but never parsed
+WITHOUT_TRAINING_CODE = "without training code"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, 
         problem = input_problem("GL901", path, error.line, error.col, str(error))
         return FileResult(path, [problem]), data
     if not triggered(text, task.settings):
-        return FileResult(path, []), data
+        return FileResult(path, [], skipped=WITHOUT_TRAINING_CODE), data
     return None, data
 
 

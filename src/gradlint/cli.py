@@ -34,8 +34,10 @@ from gradlint.diagnostics import Diagnostic
 from gradlint.discover import discover
 from gradlint.engine import FileResult
 from gradlint.limits import MAX_TIMEOUT
-from gradlint.report import FORMATS, format_option
+from gradlint.report import FORMATS, format_option, rule_pages, summary
+from gradlint.report.add_noqa import add_noqa_comments
 from gradlint.report.full import diff
+from gradlint.report.options import DEFAULT_DOCS_URL, ReportOptions
 from gradlint.report.streams import OutputError, write_err, write_out
 from gradlint.rules import RULES
 from gradlint.source import keep_untouched
@@ -140,6 +142,44 @@ def _timeout(ctx: click.Context, param: click.Parameter, value: float) -> float 
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @cache_dir_option
+@click.option(
+    "--exclude",
+    multiple=True,
+    help="Globs of paths to skip, replacing the config's `exclude` (comma-separated).",
+)
+@click.option(
+    "--extend-exclude", multiple=True, help="Globs of paths to skip in addition (comma-separated)."
+)
+@click.option(
+    "--statistics",
+    is_flag=True,
+    help="Print the number of findings of each rule instead of the findings.",
+)
+@click.option(
+    "-o",
+    "--output-file",
+    type=click.Path(dir_okay=False),
+    help="Write the report to this file instead of standard output.",
+)
+@click.option(
+    "--show-fixes", is_flag=True, help="With --fix, list the fixes applied, by file and rule."
+)
+@click.option(
+    "--add-noqa",
+    is_flag=True,
+    help="Add `# noqa: CODE` to each line with a finding, keeping codes already there.",
+)
+@click.option(
+    "--exit-non-zero-on-fix",
+    is_flag=True,
+    help="Exit 1 when --fix changed a file, even if no finding remains.",
+)
+@click.option(
+    "--docs-url",
+    envvar="GRADLINT_DOCS_URL",
+    default=DEFAULT_DOCS_URL,
+    help="Where the rule pages are: the `url` of json and sarif findings (env: GRADLINT_DOCS_URL).",
+)
 def check(
     paths: tuple[str, ...],
     select: tuple[str, ...],
@@ -159,8 +199,18 @@ def check(
     timeout: float | None,
     no_cache: bool,
     cache_dir: str,
+    exclude: tuple[str, ...],
+    extend_exclude: tuple[str, ...],
+    statistics: bool,
+    output_file: str | None,
+    show_fixes: bool,
+    add_noqa: bool,
+    exit_non_zero_on_fix: bool,
+    docs_url: str,
 ) -> None:
     """Lint PATHS (files or folders; `-` reads standard input)."""
+    if add_noqa and (fix or show_diff):
+        raise click.UsageError("--add-noqa cannot be used with --fix or --diff")
     config = _config(
         paths,
         stdin_filename,
@@ -171,9 +221,13 @@ def check(
         select,
         extend_select,
         ignore,
+        _globs(exclude) if exclude else None,
+        _globs(extend_exclude),
     )
     fixing = fix or show_diff
-    with_fixes = output_format in ("full", "json", "sarif")
+    # the formats that show fixes make and check them; the others only list each finding's
+    # offered fix (for `[*]` and the summary's count): making them can cost several analyses
+    with_fixes = output_format in ("full", "json", "sarif") and not (add_noqa or statistics)
     options = Options(
         fix=fixing,
         with_fixes=with_fixes,
@@ -213,6 +267,11 @@ def check(
         (d for r in results for d in r.diagnostics if _shown(d, config)), key=lambda d: d.sort_key
     )
     not_analysed = [d for d in diagnostics if d.code.startswith(INPUT_PROBLEMS)]
+    report_options = ReportOptions(unsafe_fixes=config.unsafe_fixes, docs_url=docs_url)
+    if add_noqa:
+        added = add_noqa_comments(results, diagnostics)
+        write_err(f"Added {added} noqa directive{'s' if added != 1 else ''}.\n")
+        sys.exit(EXIT_ERROR if any(r.internal_error for r in results) else EXIT_CLEAN)
     if show_diff:
         for result in results:
             after = result.fixed_text
@@ -223,18 +282,31 @@ def check(
         # a file that was not analysed has no diff to show: say so, as `check` does
         write_err(FORMATS["concise"](not_analysed, {}))
     elif not (fix and paths == ("-",)):
-        sources = {r.path: r.text for r in results}
-        write_out(FORMATS[output_format](diagnostics, sources))
+        # after --fix, findings and their positions are those of the text as written
+        sources = {r.path: (r.fixed_text or r.text) if r.written else r.text for r in results}
+        if statistics:
+            report = summary.statistics(diagnostics, report_options, output_format == "json")
+        else:
+            report = FORMATS[output_format](diagnostics, sources, report_options)
+        _write_report(report, output_file)
     for result in results:
         if result.not_written is not None:
             write_err(f"{result.path}: {result.not_written}\n")
     fixed = sum(r.fixes_applied for r in results)
+    if show_fixes and fixed and not show_diff:
+        write_err(summary.fixes_applied(results))
     if not quiet and not (fix and paths == ("-",)):
-        _summary(diagnostics, fixed, show_diff, results)
+        if show_diff:
+            changed = sum(1 for r in results if r.fixed_text is not None)
+            write_err(f"Would fix {changed} file{'s' if changed != 1 else ''}.\n")
+        else:
+            write_err(summary.summary(diagnostics, results, report_options))
     if any(r.internal_error or r.not_written is not None for r in results):
         sys.exit(EXIT_ERROR)
     if exit_zero:
         sys.exit(EXIT_CLEAN)
+    if exit_non_zero_on_fix and fix and any(r.written for r in results):
+        sys.exit(EXIT_FINDINGS)
     if show_diff:
         changed = any(r.fixed_text is not None for r in results)
         sys.exit(EXIT_FINDINGS if changed or not_analysed else EXIT_CLEAN)
@@ -282,6 +354,8 @@ def _config(
     select: tuple[str, ...],
     extend_select: tuple[str, ...],
     ignore: tuple[str, ...],
+    exclude: tuple[str, ...] | None = None,
+    extend_exclude: tuple[str, ...] = (),
 ) -> Config:
     """The run's configuration; the config file is searched from the linted paths' folder."""
     if config_file and isolated:
@@ -299,9 +373,27 @@ def _config(
             cli=cli,
             force_exclude=force_exclude,
             unsafe_fixes=unsafe_fixes,
+            exclude=exclude,
+            extend_exclude=extend_exclude,
         )
     except ConfigError as error:
         raise UsageProblem(str(error)) from None
+
+
+def _globs(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Globs from options given once or repeated, each comma-separated (as ruff takes them)."""
+    return tuple(g.strip() for value in values for g in value.split(",") if g.strip())
+
+
+def _write_report(report: str, output_file: str | None) -> None:
+    if output_file is None:
+        write_out(report)
+        return
+    try:
+        with open(output_file, "w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write(report)
+    except OSError as error:
+        raise OutputError(f"{output_file}: {error.strerror or error}") from None
 
 
 class UsageProblem(click.ClickException):
@@ -315,26 +407,6 @@ def _shown(diagnostic: Diagnostic, config: Config) -> bool:
     return config.settings_for(diagnostic.path).enabled(diagnostic.code)
 
 
-def _summary(
-    diagnostics: list[Diagnostic], fixed: int, show_diff: bool, results: list[FileResult]
-) -> None:
-    if show_diff:
-        changed = sum(1 for r in results if r.fixed_text is not None)
-        write_err(f"Would fix {changed} file{'s' if changed != 1 else ''}.\n")
-        return
-    parts = []
-    if diagnostics:
-        parts.append(f"Found {len(diagnostics)} finding{'s' if len(diagnostics) != 1 else ''}")
-    if fixed:
-        parts.append(f"fixed {fixed}")
-    if parts:
-        write_err(
-            ", ".join(parts) + f" in {len(results)} file{'s' if len(results) != 1 else ''}.\n"
-        )
-    else:
-        write_err(f"All checks passed ({len(results)} file{'s' if len(results) != 1 else ''}).\n")
-
-
 @main.command()
 @cache_dir_option
 def clean(cache_dir: str) -> None:
@@ -346,21 +418,29 @@ def clean(cache_dir: str) -> None:
 
 
 @main.command()
-@click.argument("code")
-def rule(code: str) -> None:
-    """Print the documentation of rule CODE."""
-    found = RULES.get(code.upper())
+@click.argument("code", required=False)
+@click.option("--all", "every", is_flag=True, help="Print every rule's page (markdown).")
+def rule(code: str | None, every: bool) -> None:
+    """Print the documentation of rule CODE (a code such as GL001, or a name such as
+    stale-gradients)."""
+    if every == (code is not None):
+        raise click.UsageError("give a rule's code or name, or --all")
+    if every:
+        click.echo(rule_pages.all_pages(), nl=False)
+        return
+    found = rule_pages.find(code or "")
     if found is None:
-        raise click.UsageError(f"unknown rule: {code}")
-    click.echo(f"# {found.code} {found.name}\n\n{found.summary}.\n\n{found.docs}", nl=False)
+        raise click.UsageError(f"unknown rule: {code} (`gradlint rules` lists them)")
+    click.echo(rule_pages.page(found), nl=False)
 
 
 @main.command()
 def rules() -> None:
     """List all rules."""
+    width = max(len(found.name) for found in RULES.values())
     for found in RULES.values():
         fix = "fix" if found.fixable else "   "
-        click.echo(f"{found.code}  {found.name:<22} {fix}  {found.summary}")
+        click.echo(f"{found.code}  {found.name:<{width}}  {fix}  {found.summary}")
 
 
 from gradlint.trace.command import trace as trace_command  # noqa: E402

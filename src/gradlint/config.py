@@ -139,6 +139,8 @@ def load_config(
     cli: Selection | None = None,
     force_exclude: bool = False,
     unsafe_fixes: bool = False,
+    exclude: Sequence[str] | None = None,
+    extend_exclude: Sequence[str] = (),
 ) -> Config:
     """The run's Config: `config_file`, else the nearest pyproject.toml with a
     `[tool.gradlint]` table above the folder holding all `paths`, then the CLI options."""
@@ -149,7 +151,13 @@ def load_config(
     elif not isolated:
         found = _nearest(_common_folder(paths))
     if found is None:
-        return Config(codes=resolve([cli]), force_exclude=force_exclude, unsafe_fixes=unsafe_fixes)
+        globs = (*(DEFAULT_EXCLUDE if exclude is None else exclude), *extend_exclude)
+        return Config(
+            codes=resolve([cli]),
+            exclude=_globs(globs, ".", "the command line", "--exclude"),
+            force_exclude=force_exclude,
+            unsafe_fixes=unsafe_fixes,
+        )
     source, table = found
     base = os.path.dirname(os.path.abspath(source))
     unknown = [key for key in table if key not in KEYS]
@@ -162,8 +170,15 @@ def load_config(
     file_selection = Selection(
         select, _codes(table, "extend-select", source), _codes(table, "ignore", source)
     )
-    exclude = _strings(table, "exclude", source) if "exclude" in table else DEFAULT_EXCLUDE
-    exclude += _strings(table, "extend-exclude", source)
+    # as in ruff, `--exclude` replaces the file's `exclude` and `--extend-exclude` adds to both
+    if exclude is not None:
+        excluded = tuple(_rebased(glob, base) for glob in exclude)
+    elif "exclude" in table:
+        excluded = _strings(table, "exclude", source)
+    else:
+        excluded = DEFAULT_EXCLUDE
+    excluded += _strings(table, "extend-exclude", source)
+    excluded += tuple(_rebased(glob, base) for glob in extend_exclude)
     per_file = table.get("per-file-ignores", {})
     if not isinstance(per_file, dict):
         raise ConfigError(f"{source}: `per-file-ignores` must be a table of glob = [codes]")
@@ -172,7 +187,7 @@ def load_config(
     return Config(
         source=source,
         codes=resolve([file_selection, cli]),
-        exclude=_globs(exclude, base, source, key),
+        exclude=_globs(excluded, base, source, key),
         per_file_ignores=tuple(
             (
                 _globs((glob,), base, source, f"per-file-ignores.{glob!r}"),
@@ -186,6 +201,16 @@ def load_config(
 
 
 FLAGS = ("force-exclude", "unsafe-fixes")
+
+
+def _rebased(glob: str, base: str) -> str:
+    """A command-line glob, relative to the working directory, as one relative to the config's
+    folder; a name alone (`*_pb2.py`, `build/`) matches at any depth and stays as it is."""
+    if "/" not in glob.rstrip("/"):
+        return glob
+    trailing = "/" if glob.endswith("/") else ""
+    moved = os.path.relpath(os.path.abspath(glob.lstrip("/")), os.path.abspath(base))
+    return "/" + moved.replace(os.sep, "/") + trailing
 
 
 def _globs(patterns: tuple[str, ...], base: str, source: str, key: str) -> PathGlobs:

@@ -35,6 +35,7 @@ FIX_CHECK_SECONDS = 5.0
 FIX_CHECK_MIN_SECONDS = 0.5
 # the rules whose findings come from the path analysis (flow) rather than from a check
 FLOW_CODES = ("GL001", "GL002")
+UNUSED_NOQA = "GL800"  # judged from the suppressions above, after the rules
 
 
 @dataclass
@@ -148,8 +149,10 @@ def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> li
     """One diagnostic per reported construct; several owners at one site share it."""
     lines = split_lines(text)
     out: list[Diagnostic] = []
+    used: set[tuple[int, str]] = set()  # (line, code) a noqa comment suppressed, for GL800
     for (code, line, col), group in _by_site(analysis, settings).items():
         if noqa.is_suppressed(_line(lines, line), code):
+            used.add((line, code))
             continue
         first = group[0]
         if isinstance(first, Violation):
@@ -162,6 +165,9 @@ def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> li
         out.append(Diagnostic(code, path, line, col, message, trail))
     if settings.enabled("GL902"):
         out.extend(Diagnostic("GL902", path, *where) for where in analysis.unanalysed)
+    if settings.enabled(UNUSED_NOQA) and not analysis.unanalysed:
+        judged = [c for c in settings.codes if not c.startswith(("GL8", "GL9"))]
+        out.extend(Diagnostic(UNUSED_NOQA, path, *u) for u in noqa.unused(text, used, judged))
     return sorted(out, key=lambda d: d.sort_key)
 
 
@@ -178,7 +184,30 @@ def lint_text(
     analysis = analyse(text, settings)
     analysis.seconds = time.monotonic() - started
     diagnostics = diagnose(path, text, analysis, settings)
-    if not with_fixes or not diagnostics:
+    return with_their_fixes(text, analysis, diagnostics, settings) if with_fixes else diagnostics
+
+
+def with_offered_fixes(
+    analysis: Analysis, diagnostics: list[Diagnostic], settings: Settings
+) -> list[Diagnostic]:
+    """Each diagnostic with the applicability of the fix it is offered, not made or checked
+    (its `fixed_source` is empty): enough for the `[*]` mark and the summary's count, at the
+    cost of listing candidates, where making and checking them can cost several analyses."""
+    by_site = _by_site(analysis, settings)
+    out = []
+    for d in diagnostics:
+        group = by_site.get((d.code, d.line, d.col))
+        offered = _candidates(analysis, group[0])[:1] if group else []
+        fix = Fix(offered[0].description, offered[0].applicability, "") if offered else None
+        out.append(dataclasses.replace(d, fix=fix))
+    return out
+
+
+def with_their_fixes(
+    text: str, analysis: Analysis, diagnostics: list[Diagnostic], settings: Settings
+) -> list[Diagnostic]:
+    """The diagnostics of `text`, each with its fix, if it has one that checks out."""
+    if not diagnostics:
         return diagnostics
     by_site = _by_site(analysis, settings)
     reported = [by_site.get((d.code, d.line, d.col), [None])[0] for d in diagnostics]
@@ -425,6 +454,8 @@ class FileResult:
     written: bool = False
     not_written: str | None = None  # why a fix could not be written, for the user
     internal_error: bool = False
+    fixed_codes: dict[str, int] = field(default_factory=dict)  # fixes applied, by rule
+    skipped: str | None = None  # why the file was read but not analysed, for the summary
 
 
 def lint_source(
@@ -442,12 +473,28 @@ def lint_source(
     text = source.text
     try:
         if fix:
-            fixed, count, analysis = _fix(text, analyse(text, settings), settings)
+            before = analyse(text, settings)
+            found = Counter(d.code for d in diagnose(path, text, before, settings))
+            fixed, count, analysis = _fix(text, before, settings)
             diagnostics = diagnose(path, fixed, analysis, settings)
+            # what is left, with the fixes `--fix` did not apply (unsafe ones)
+            if with_fixes:
+                diagnostics = with_their_fixes(fixed, analysis, diagnostics, settings)
+            else:
+                diagnostics = with_offered_fixes(analysis, diagnostics, settings)
             if fixed == text:
                 return FileResult(path, diagnostics, text)
-            return FileResult(path, diagnostics, text, fixed, encode(source, fixed), count)
-        return FileResult(path, lint_text(path, text, settings, with_fixes), text)
+            # each fix removes its finding and adds none: the difference is what was fixed
+            found.subtract(d.code for d in diagnostics)
+            by_code = {code: n for code, n in sorted(found.items()) if n > 0}
+            return FileResult(
+                path, diagnostics, text, fixed, encode(source, fixed), count, fixed_codes=by_code
+            )
+        if with_fixes:
+            return FileResult(path, lint_text(path, text, settings, with_fixes), text)
+        analysis = analyse(text, settings)
+        diagnostics = diagnose(path, text, analysis, settings)
+        return FileResult(path, with_offered_fixes(analysis, diagnostics, settings), text)
     except cst.ParserSyntaxError as error:
         message = f"cannot parse: {error.message}"
         return FileResult(

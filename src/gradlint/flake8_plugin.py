@@ -14,6 +14,7 @@ import ast
 import io
 import tokenize
 from collections.abc import Iterator
+from dataclasses import replace
 
 from gradlint import __version__
 
@@ -30,6 +31,9 @@ TRIGGERS: tuple[str, ...] = (
     "schedule",
     ".data",
 )
+
+
+UNUSED_NOQA = "GL800"
 
 
 class Plugin:
@@ -55,18 +59,21 @@ class Plugin:
             settings = Settings()  # gradlint check reports the broken configuration
         if settings is None:
             return
+        # flake8 judges noqa comments itself: GL800 (unused ones) is for gradlint check
+        settings = replace(settings, ignore=(*settings.ignore, UNUSED_NOQA))
         # on a thread with a large stack, as gradlint check lints a file (no time limit: flake8
         # has none for its plugins either)
         data = _as_source_bytes(text)
         result = run_bounded(lambda: lint_source(self.filename, data, settings), None)
         for diagnostic in result.diagnostics:
+            line, col, message = diagnostic.line, diagnostic.col, diagnostic.message
+            if diagnostic.cell is not None:
+                # a notebook named to flake8: lines of a cell are not lines of the file, so the
+                # finding is on the file's first line and says where, as `--format github` does
+                line, col = 1, 1
+                message = f"cell {diagnostic.cell}, line {diagnostic.line}: {message}"
             # flake8 prints col + 1; gradlint's columns are already 1-based
-            yield (
-                diagnostic.line,
-                diagnostic.col - 1,
-                f"{diagnostic.code} {diagnostic.message}",
-                Plugin,
-            )
+            yield (line, col - 1, f"{diagnostic.code} {message}", Plugin)
 
 
 def _as_source_bytes(text: str) -> bytes:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pygls.workspace import TextDocument
 
 EXIT_ERROR = 2
-INSTALL_HINT = 'pip install "gradlint[lsp]"'
+INSTALL_HINT = 'pip install "torch-gradlint[lsp]"'  # the distribution's name, not the import's
 SOURCE = "gradlint"
 FIX_ALL_KIND = "source.fixAll.gradlint"
 # Typing bursts are linted once, after this pause; open and save are linted at once.

@@ -72,6 +72,12 @@ def code_of(node: cst.CSTNode) -> str:
     return "".join(_EMPTY.code_for_node(node).split())
 
 
+def written(node: cst.CSTNode) -> str:
+    """Source text of an expression as the user wrote it, on one line: what messages quote
+    (`lr * b.grad` stays spaced; a call over several lines becomes one line)."""
+    return " ".join(_EMPTY.code_for_node(node).split())
+
+
 def dotted(node: cst.CSTNode) -> str | None:
     """`a.b.c` for a chain of names and attributes, else None."""
     if isinstance(node, cst.Name):

@@ -7,10 +7,13 @@ from collections.abc import Iterable
 
 from gradlint.diagnostics import Diagnostic
 from gradlint.report.edits import cell_source
+from gradlint.report.options import ReportOptions
 from gradlint.source import lines_with_endings
 
 
-def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
+def render(
+    diagnostics: Iterable[Diagnostic], sources: dict[str, str], options: ReportOptions | None = None
+) -> str:
     parts = []
     for d in diagnostics:
         lines = [f"{d.location}: {d.code} {d.message}"]

@@ -6,9 +6,12 @@ from collections.abc import Iterable
 
 from gradlint.diagnostics import Diagnostic
 from gradlint.report.edits import end_position
+from gradlint.report.options import ReportOptions
 
 
-def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
+def render(
+    diagnostics: Iterable[Diagnostic], sources: dict[str, str], options: ReportOptions | None = None
+) -> str:
     lines = []
     for d in diagnostics:
         properties: dict[str, object] = {"file": d.path}

@@ -11,14 +11,19 @@ from typing import Any
 
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.report.edits import end_position, fix_edits
+from gradlint.report.options import ReportOptions
+from gradlint.rules import RULES
 
 
-def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
-    findings = [_finding(d, sources) for d in diagnostics]
+def render(
+    diagnostics: Iterable[Diagnostic], sources: dict[str, str], options: ReportOptions | None = None
+) -> str:
+    options = options or ReportOptions()
+    findings = [_finding(d, sources, options) for d in diagnostics]
     return json.dumps(findings, indent=2, ensure_ascii=False) + "\n"
 
 
-def _finding(d: Diagnostic, sources: dict[str, str]) -> dict[str, Any]:
+def _finding(d: Diagnostic, sources: dict[str, str], options: ReportOptions) -> dict[str, Any]:
     end_row, end_column = end_position(d, sources)
     return {
         "code": d.code,
@@ -28,7 +33,7 @@ def _finding(d: Diagnostic, sources: dict[str, str]) -> dict[str, Any]:
         "end_location": {"row": end_row, "column": end_column},
         "cell": d.cell,
         "trail": list(d.trail),
-        "url": None,  # no hosted rule pages yet; `gradlint rule CODE` prints the docs
+        "url": options.rule_url(d.code) if d.code in RULES else None,  # the rule's page
         "fix": _fix(d, sources),
     }
 

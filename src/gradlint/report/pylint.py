@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gradlint.diagnostics import Diagnostic
+from gradlint.report.options import ReportOptions
 from gradlint.rules import RULES
 
 
-def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
+def render(
+    diagnostics: Iterable[Diagnostic], sources: dict[str, str], options: ReportOptions | None = None
+) -> str:
     lines = []
     for d in diagnostics:
         rule = RULES.get(d.code)

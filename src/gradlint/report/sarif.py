@@ -16,20 +16,24 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
-from gradlint import __version__
+from gradlint import REPOSITORY, __version__
 from gradlint.diagnostics import Diagnostic
 from gradlint.report.edits import end_position, fix_edits, source_line
+from gradlint.report.options import ReportOptions
 from gradlint.rules import RULES
 from gradlint.rules.base import Rule
 
 SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
-INFORMATION_URI = "https://pypi.org/project/gradlint/"
+INFORMATION_URI = REPOSITORY
 FINGERPRINT_KEY = "gradlint/v1"  # GitHub computes its own `primaryLocationLineHash` beside it
 
 
-def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
+def render(
+    diagnostics: Iterable[Diagnostic], sources: dict[str, str], options: ReportOptions | None = None
+) -> str:
+    options = options or ReportOptions()
     rules = list(RULES.values())
     index = {rule.code: i for i, rule in enumerate(rules)}
     seen: Counter[tuple[str, str, str]] = Counter()
@@ -48,7 +52,7 @@ def render(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
                         "name": "gradlint",
                         "version": __version__,
                         "informationUri": INFORMATION_URI,
-                        "rules": [_rule(rule) for rule in rules],
+                        "rules": [_rule(rule, options) for rule in rules],
                     }
                 },
                 "columnKind": "unicodeCodePoints",
@@ -76,13 +80,14 @@ def _line_key(d: Diagnostic, sources: dict[str, str]) -> str:
     return f"cell {d.cell}: {text}" if d.cell is not None else text
 
 
-def _rule(rule: Rule) -> dict[str, Any]:
+def _rule(rule: Rule, options: ReportOptions) -> dict[str, Any]:
     return {
         "id": rule.code,
         "name": rule.name,
         "shortDescription": {"text": f"{rule.summary}."},
         "fullDescription": {"text": _section(rule.docs, "What it does") or f"{rule.summary}."},
         "help": {"text": rule.docs, "markdown": rule.docs},
+        "helpUri": options.rule_url(rule.code),
         "defaultConfiguration": {"level": level(rule.code)},
         "properties": {"fixable": rule.fixable},
     }

@@ -90,9 +90,10 @@ def message(finding: StaleGradient) -> str:
     previous = finding.previous_update
     reset = _reset_words(finding.owner, finding.update)
     return (
-        f"`{finding.backward.label}` adds onto gradient that `{previous.label}` (line "
-        f"{previous.line}) already used; no {reset} before `{finding.update.label}` "
-        f"at line {finding.update.line}"
+        f"gradients accumulate across iterations because {reset} is never called between "
+        f"updates: `{finding.backward.label}` adds to the gradients that `{previous.label}` "
+        f"(line {previous.line}) already applied, and `{finding.update.label}` (line "
+        f"{finding.update.line}) applies the sum"
     )
 
 

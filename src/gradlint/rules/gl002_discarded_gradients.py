@@ -88,12 +88,14 @@ def message(finding: DiscardedGradient) -> str:
     reset, backward, update = finding.reset, finding.backward, finding.update
     if finding.nothing_left:
         return (
-            f"`{reset.label}` discards the gradient of `{backward.label}` (line {backward.line}) "
-            f"before `{update.label}` at line {update.line}, which then finds no gradient"
+            f"`{reset.label}` clears the gradients of `{backward.label}` (line {backward.line}) "
+            f"before `{update.label}` (line {update.line}) applies them, so the update gets no "
+            f"gradient"
         )
     return (
-        f"`{reset.label}` discards gradient that `{backward.label}` (line {backward.line}) "
-        f"accumulated for `{update.label}` at line {update.line}: accumulation defeated"
+        f"`{reset.label}` clears the gradients that `{backward.label}` (line {backward.line}) "
+        f"accumulated for `{update.label}` (line {update.line}), so gradient accumulation is "
+        f"undone: the update sees only the last micro-batch"
     )
 
 

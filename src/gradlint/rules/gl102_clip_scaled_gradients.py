@@ -15,7 +15,7 @@ from gradlint.analysis.order import (
     scalers,
     sequences,
 )
-from gradlint.analysis.syntax import code_of, dotted, names_in
+from gradlint.analysis.syntax import code_of, dotted, names_in, written
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 
@@ -112,7 +112,7 @@ def _violation(
     line = context.positions.of(backward)[0]
     label = code_of(clip.func).rsplit(".", 1)[-1]
     message = (
-        f"`{label}` clips the gradients that `{code_of(backward)}` (line {line}) left "
+        f"`{label}` clips the gradients that `{written(backward)}` (line {line}) left "
         f"multiplied by the loss scale: call `{scaler}.unscale_({optimizer})` before clipping, "
         "or the threshold, in true units, is divided by the scale"
     )
@@ -120,7 +120,7 @@ def _violation(
         RULE.code,
         clip,
         message,
-        trail=(f"{code_of(backward)} at line {line}", f"{label}(...) without unscale_"),
+        trail=(f"{written(backward)} at line {line}", f"{label}(...) without unscale_"),
         fix=Rewrite(
             f"Insert `{scaler}.unscale_({optimizer})` before the clip",
             lambda module: _insert_unscale(module, step.line, f"{scaler}.unscale_({optimizer})"),

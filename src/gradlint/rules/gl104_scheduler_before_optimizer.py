@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of, dotted, last_name, walk
+from gradlint.analysis.syntax import dotted, last_name, walk, written
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
 
@@ -114,7 +114,7 @@ def check(context: Context) -> Iterator[Violation]:
             continue
         update = later[0]
         line = context.positions.of(update)[0]
-        scheduler_label, update_label = code_of(call), code_of(update)
+        scheduler_label, update_label = written(call), written(update)
         message = (
             f"`{scheduler_label}` runs before `{update_label}` (line {line}) in the same "
             f"iteration: the first learning rate of the schedule is skipped; step the "

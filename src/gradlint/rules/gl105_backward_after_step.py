@@ -8,7 +8,7 @@ import libcst as cst
 
 from gradlint.analysis.events import Names, Recognizer, Reset, Update
 from gradlint.analysis.order import UNKNOWN, Graphs, Step, backward_loss, compatible, sequences
-from gradlint.analysis.syntax import assigned_targets, code_of, dotted
+from gradlint.analysis.syntax import assigned_targets, dotted, written
 from gradlint.rules.base import Context, Rule, Violation
 
 DOCS = """## What it does
@@ -120,11 +120,11 @@ def _violation(
     return Violation(
         RULE.code,
         backward,
-        f"`{code_of(backward)}` goes back through {model}, whose parameters `{code_of(update)}` "
+        f"`{written(backward)}` goes back through {model}, whose parameters `{written(update)}` "
         f'(line {line}) changed in place after `{loss}` was computed: autograd raises "one of '
         "the variables needed for gradient computation has been modified by an inplace "
         f'operation"; compute `{loss}` after the step, or call its backward before the step',
-        trail=(f"{code_of(update)} at line {line}", code_of(backward)),
+        trail=(f"{written(update)} at line {line}", written(backward)),
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from gradlint.analysis.events import BACKWARD_FUNCTIONS, Backward, Names, Recognizer, Update
-from gradlint.analysis.syntax import assigned_targets, code_of, last_name, names_in, walk
+from gradlint.analysis.syntax import assigned_targets, code_of, last_name, names_in, walk, written
 from gradlint.fixes import MoveBefore, apply
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
@@ -77,7 +77,7 @@ def check(context: Context) -> Iterator[Violation]:
             continue
         step_line, step, backward_line, backward, movable = found
         at = context.positions.of(backward)[0]
-        step_label, backward_label = code_of(step), code_of(backward)
+        step_label, backward_label = written(step), written(backward)
         message = (
             f"`{step_label}` runs before `{backward_label}` (line {at}) of the same iteration: "
             f"the step applies the previous iteration's gradient, or none after a reset; call "

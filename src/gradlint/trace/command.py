@@ -20,7 +20,8 @@ from gradlint.report.streams import write_out
 from gradlint.trace.recorder import TraceFinding
 
 EXIT_FINDINGS, EXIT_ERROR = 1, 2
-INSTALL_HINT = "pip install 'gradlint[trace]'"
+# the distribution is torch-gradlint: `gradlint` on the package index is another project
+INSTALL_HINT = "pip install 'torch-gradlint[trace]'"
 
 
 def torch_problem() -> str | None:
