@@ -157,6 +157,8 @@ def test_max_steps_stops_the_script(project: Path) -> None:
     assert code == 1
     assert "(seen in 1 step)" in out
     assert "stopped the script after 2 updates" in err
+    code, out, err = _invoke("--max-steps", "1", "train.py")
+    assert "stopped the script after 1 update." in err
 
 
 def test_missing_torch_exits_two_with_install_hint(

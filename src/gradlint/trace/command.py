@@ -116,7 +116,8 @@ def trace(output_format: str, max_steps: int | None, script: str, args: tuple[st
     diagnostics = to_diagnostics(result.findings, cwd)
     write_out(FORMATS[output_format](diagnostics, _sources(diagnostics, cwd)))
     if result.stopped:
-        click.echo(f"gradlint trace: stopped the script after {max_steps} updates.", err=True)
+        updates = "update" if max_steps == 1 else "updates"
+        click.echo(f"gradlint trace: stopped the script after {max_steps} {updates}.", err=True)
     if result.traceback is not None:
         sys.stderr.flush()
         click.echo(result.traceback, err=True, nl=False)
