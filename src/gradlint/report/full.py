@@ -32,7 +32,8 @@ def render(
 
 
 def _frame(text: str, line: int, col: int) -> list[str]:
-    source_lines = text.splitlines()
+    # lines as Python counts them: str.splitlines also breaks at form feeds and U+2028
+    source_lines = [line.rstrip("\r\n") for line in lines_with_endings(text)]
     if not 0 < line <= len(source_lines):
         return []
     out = []
