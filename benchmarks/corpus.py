@@ -38,6 +38,13 @@ PINNED: list[tuple[str, str]] = [
     ("transformers", "5.23.0"),
     ("sentence-transformers", "6.2.0"),
 ]
+# Test suites of pinned releases, from their sdists (wheels hold no tests): test code builds
+# models and optimizers over and over, writes gradients by hand and compares them, which is
+# where false alarms show. Extracted to .corpus/src/<pkg>-tests-<ver>/.
+TEST_SUITES: list[tuple[str, str]] = [
+    ("accelerate", "1.15.0"),
+    ("transformers", "5.23.0"),
+]
 # Fetched only when asked for by name (the speed benchmark's large corpus). They go to their own
 # folder because the real-code test lints every folder of SOURCES.
 BENCHMARK_ONLY: list[tuple[str, str]] = [
@@ -62,8 +69,8 @@ def _same_release(found: str, pinned: str) -> bool:
     return found == pinned or found.startswith(pinned + "+")
 
 
-def find_archive(package: str, version: str) -> Path | None:
-    """The downloaded wheel (preferred) or sdist of package==version, if present."""
+def find_archive(package: str, version: str, sdist: bool = False) -> Path | None:
+    """The downloaded wheel (preferred unless `sdist`) or sdist of package==version."""
     if not DOWNLOADS.is_dir():
         return None
     wheels, sdists = [], []
@@ -84,11 +91,13 @@ def find_archive(package: str, version: str) -> Path | None:
                     base, _, ver = stem.rpartition("-")
                     if canonical(base) == canonical(package) and ver == version:
                         sdists.append(path)
+    if sdist:
+        return (sdists or [None])[0]
     return (wheels or sdists or [None])[0]
 
 
-def download(package: str, version: str) -> Path:
-    archive = find_archive(package, version)
+def download(package: str, version: str, sdist: bool = False) -> Path:
+    archive = find_archive(package, version, sdist)
     if archive is not None:
         return archive
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
@@ -98,7 +107,8 @@ def download(package: str, version: str) -> Path:
         "pip",
         "download",
         "--no-deps",
-        "--no-binary=:none:",
+        "--no-binary=:all:" if sdist else "--no-binary=:none:",
+        *(["--no-build-isolation"] if sdist else []),
         "-d",
         str(DOWNLOADS),
         f"{package}=={version}",
@@ -108,17 +118,20 @@ def download(package: str, version: str) -> Path:
     if result.returncode != 0:
         sys.stderr.write(result.stdout)
         raise SystemExit(f"pip download failed for {package}=={version}")
-    archive = find_archive(package, version)
+    archive = find_archive(package, version, sdist)
     if archive is None:
         raise SystemExit(f"pip download of {package}=={version} left no archive we recognise")
     return archive
 
 
-def _wanted(member: str, strip_top: bool) -> str | None:
-    """The path to extract `member` to (relative, POSIX), or None to skip it."""
+def _wanted(member: str, strip_top: bool, under: str | None = None) -> str | None:
+    """The path to extract `member` to (relative, POSIX), or None to skip it; with `under`,
+    only members in that top folder (`tests`)."""
     parts = PurePosixPath(member).parts
     if strip_top:  # sdists put everything under <name>-<version>/
         parts = parts[1:]
+    if under is not None and (not parts or parts[0] != under):
+        return None
     if not parts or not parts[-1].endswith(".py"):
         return None
     if any(p in ("", ".", "..") or p.startswith("/") for p in parts):
@@ -128,7 +141,7 @@ def _wanted(member: str, strip_top: bool) -> str | None:
     return "/".join(parts)
 
 
-def _members(archive: Path):
+def _members(archive: Path, under: str | None = None):
     """Yield (relative target path, bytes) for every *.py file in the archive."""
     if archive.suffix in (".whl", ".zip"):
         strip_top = archive.suffix == ".zip"
@@ -136,7 +149,7 @@ def _members(archive: Path):
             for info in zf.infolist():
                 if info.is_dir():
                     continue
-                target = _wanted(info.filename, strip_top)
+                target = _wanted(info.filename, strip_top, under)
                 if target is not None:
                     yield target, zf.read(info)
     else:
@@ -144,7 +157,7 @@ def _members(archive: Path):
             for info in tf.getmembers():
                 if not info.isfile():
                     continue
-                target = _wanted(info.name, strip_top=True)
+                target = _wanted(info.name, True, under)
                 if target is not None:
                     handle = tf.extractfile(info)
                     if handle is not None:
@@ -176,12 +189,28 @@ def fetch(package: str, version: str, force: bool = False) -> tuple[Path, str]:
     return destination, f"extracted from {archive.name}"
 
 
-def extract(package: str, version: str, archive: Path) -> Path:
-    destination = destination_of(package, version)
+def fetch_tests(package: str, version: str, force: bool = False) -> tuple[Path, str]:
+    """The extracted test suite of package==version, from its sdist."""
+    destination = SOURCES / f"{package}-tests-{version}"
+    if not force and (destination / DONE_MARKER).exists():
+        return destination, "already extracted"
+    archive = download(package, version, sdist=True)
+    extract(package, version, archive, destination, under="tests")
+    return destination, f"tests extracted from {archive.name}"
+
+
+def extract(
+    package: str,
+    version: str,
+    archive: Path,
+    destination: Path | None = None,
+    under: str | None = None,
+) -> Path:
+    destination = destination or destination_of(package, version)
     if destination.exists():
         shutil.rmtree(destination)
     destination.mkdir(parents=True)
-    for target, data in _members(archive):
+    for target, data in _members(archive, under):
         path = destination / target
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -218,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         destination, status = fetch(package, version, args.force)
         files, lines = count(destination)
         rows.append((f"{package}-{version}", files, lines, status))
+    for package, version in [] if args.only else TEST_SUITES:
+        destination, status = fetch_tests(package, version, args.force)
+        files, lines = count(destination)
+        rows.append((f"{package}-tests-{version}", files, lines, status))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'package':<{width}}  {'files':>6}  {'lines':>9}")

@@ -329,7 +329,7 @@ def _verified_fixes(
     verified = {id(r) for r in targets} if together else set()
     # a share of the time the checks took so far: showing fixes never costs a file its verdict
     spent = time.monotonic() - started + analysis.seconds
-    deadline = time.monotonic() + min(FIX_CHECK_SECONDS, max(FIX_CHECK_MIN_SECONDS, 2 * spent))
+    deadline = time.monotonic() + min(FIX_CHECK_SECONDS, max(FIX_CHECK_MIN_SECONDS, spent))
     out: list[Fix | None] = []
     for r, candidates in zip(reported, best):
         fix = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of
+from gradlint.analysis.syntax import bound_here, code_of, dotted, walk
 
 WINDOW = 2
 
@@ -94,14 +94,18 @@ def _modulo(node: cst.BinaryOperation, target: int, equal: bool) -> ResidueTest 
 
 
 def _counter_plus(node: cst.BaseExpression) -> tuple[str, int] | None:
-    if isinstance(node, cst.Name):
-        return node.value, 0
+    """`i`, `i + 1`, `step - 1`, `self.global_step + 1`, `engine.state.iteration`: the counter
+    (a name or an attribute chain) and the offset."""
+    if isinstance(node, (cst.Name, cst.Attribute)):
+        text = dotted(node)
+        return (text, 0) if text is not None else None
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)):
         sign = 1 if isinstance(node.operator, cst.Add) else -1
-        if isinstance(node.left, cst.Name) and isinstance(node.right, cst.Integer):
-            return node.left.value, sign * int(node.right.value)
-        if sign == 1 and isinstance(node.right, cst.Name) and isinstance(node.left, cst.Integer):
-            return node.right.value, int(node.left.value)
+        left, right = dotted(node.left), dotted(node.right)
+        if left is not None and isinstance(node.right, cst.Integer):
+            return left, sign * int(node.right.value)
+        if sign == 1 and right is not None and isinstance(node.left, cst.Integer):
+            return right, int(node.left.value)
     return None
 
 
@@ -117,3 +121,56 @@ def _target(node: cst.BaseExpression, modulus: str) -> int | None:
     ):
         return -int(node.right.value)
     return None
+
+
+def increment_of(stmt: cst.CSTNode) -> str | None:
+    """`x` of `x += 1` (a name or an attribute chain)."""
+    if (
+        isinstance(stmt, cst.AugAssign)
+        and isinstance(stmt.operator, cst.AddAssign)
+        and isinstance(stmt.value, cst.Integer)
+        and stmt.value.value == "1"
+    ):
+        return dotted(stmt.target)
+    return None
+
+
+def advanced_counter(body: cst.BaseSuite) -> str | None:
+    """The counter a loop body advances by one on every pass: one `x += 1` among the body's
+    own statements (`with` blocks opened), and `x` bound nowhere else in the body."""
+    found: list[tuple[str, cst.CSTNode]] = []
+    for statement in _every_pass(body):
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                counter = increment_of(small)
+                if counter is not None:
+                    found.append((counter, small))
+    if len(found) != 1:
+        return None
+    counter, increment = found[0]
+    for node in walk(body):
+        if node is increment:
+            continue
+        if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
+            if counter in bound_here(node):
+                return None
+    return counter
+
+
+def _every_pass(body: cst.BaseSuite) -> list[cst.CSTNode]:
+    out: list[cst.CSTNode] = []
+    for statement in body.body:
+        if isinstance(statement, cst.With):
+            out.extend(_every_pass(statement.body))
+        else:
+            out.append(statement)
+    return out
+
+
+def per_call_counters(function: cst.FunctionDef) -> frozenset[str]:
+    """Counters a framework advances once per call of a step function: ignite's
+    `engine.state.iteration` for a process function `def update(engine, batch)`."""
+    params = function.params.params
+    if params and params[0].name.value != "self":
+        return frozenset({f"{params[0].name.value}.state.iteration"})
+    return frozenset()

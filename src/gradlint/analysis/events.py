@@ -16,7 +16,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gradlint.analysis.owners import Knowledge, strip_wrapper
-from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk
+from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk, written
 
 _IN_PLACE_UPDATES = frozenset(
     {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
@@ -157,7 +157,7 @@ class Recognizer:
     def site(self, names: Names, node: cst.CSTNode) -> Site:
         known = self._sites.get(id(node))
         if known is None:
-            label = code_of(node)
+            label = written(node)  # as the user wrote it, on one line
             if len(label) > 60:
                 label = label[:57] + "..."
             known = Site(len(self._sites), label, (), node, self.positions)

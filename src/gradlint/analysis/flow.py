@@ -40,7 +40,14 @@ from gradlint.analysis.conditions import (
     loop_counter,
     runs_forever,
 )
-from gradlint.analysis.counters import Residue, ResidueTest, residue_test
+from gradlint.analysis.counters import (
+    Residue,
+    ResidueTest,
+    advanced_counter,
+    increment_of,
+    per_call_counters,
+    residue_test,
+)
 from gradlint.analysis.events import (
     Backward,
     Collective,
@@ -61,6 +68,7 @@ from gradlint.analysis.syntax import (
     dotted,
     last_name,
     listing,
+    walk,
 )
 
 MAX_STATES = 4096
@@ -92,6 +100,9 @@ class Loop:
     counter: str | None  # `i` of `for i in range(n)` / `enumerate(x)`: 0 on the first pass
     last_tests: frozenset[str] = frozenset()  # tests true on the last pass only
     start: int = 0  # the counter's value on the first pass
+    # a counter the body itself advances once per pass (`global_step += 1`), from a value
+    # not known here: its residues move at the increment, not at the back edge
+    advanced: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,8 @@ class Context:
     leaving: bool = False  # in a branch that ends by leaving the iteration (continue, break, ...)
     inlining: tuple[int, ...] = ()  # ids of functions being followed, for recursion
     scope: int = MODULE  # the function whose body is being interpreted
+    # counters a framework advances once per call of this function (`engine.state.iteration`)
+    per_call: frozenset[str] = frozenset()
 
 
 class Flow:
@@ -141,7 +154,10 @@ class Flow:
                     scope=id(node),
                 )
                 # a function called once per batch runs again after it returns
-                self._scope(body_of(node.body), ctx, again=id(node) in self.index.repeated)
+                again = id(node) in self.index.repeated
+                if again:
+                    ctx = replace(ctx, per_call=per_call_counters(node))
+                self._scope(body_of(node.body), ctx, again=again)
         return [self.findings[k] for k in sorted(self.findings)]
 
     def _scope(
@@ -156,8 +172,12 @@ class Flow:
             states = {start}
             for _ in range(MAX_LOOP_PASSES if again else 1):
                 out = self._block(list(body), states, replace(ctx, local_defs=({},)))
-                # the next call starts where this one ended, by its end or by a return
-                following = _bounded(states | out.normal | out.returns)
+                # the next call starts where this one ended, by its end or by a return, with
+                # the framework's counters one further
+                ended = out.normal | out.returns
+                for counter in ctx.per_call:
+                    ended = {_advance(s, counter) for s in ended}
+                following = _bounded(states | ended)
                 if following == states:
                     break
                 states = following
@@ -219,6 +239,9 @@ class Flow:
         return Outcome(normal=self._calls(stmt, states, ctx))
 
     def _assignment(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> set[State]:
+        counter = increment_of(stmt)
+        if counter is not None and any(loop.advanced == counter for loop in ctx.loops):
+            return {_advance(s, counter) for s in states}
         value = getattr(stmt, "value", None)
         if value is not None:
             states = self._calls(value, states, ctx)
@@ -344,6 +367,14 @@ class Flow:
                 loop = Loop(loop_id, counter, last_pass_tests(stmt))
             elif started is not None and started[0] not in assigned_targets(stmt.body):
                 loop = Loop(loop_id, started[0], start=started[1])
+        loop = replace(loop, advanced=advanced_counter(stmt.body))
+        # a counter that a loop inside this one advances keeps what is known of it across
+        # this loop's passes too (`global_step += 1` in the batch loop of an epoch loop)
+        assigned -= {
+            advanced_counter(inner.body)
+            for inner in walk(stmt.body)
+            if isinstance(inner, (cst.For, cst.While))
+        } - {None}
         body_ctx = replace(ctx, loops=(*ctx.loops, loop), leaving=False)
         entry = {replace(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
         head = set(entry)
@@ -445,8 +476,10 @@ class Flow:
         if found is None:
             return None
         for loop in reversed(ctx.loops):
-            if loop.counter == found.counter:
+            if found.counter in (loop.counter, loop.advanced):
                 return found, loop
+        if found.counter in ctx.per_call:
+            return found, Loop(MODULE, None, advanced=found.counter)
         return None
 
     def _evaluate(self, test: cst.BaseExpression, s: State, ctx: Context) -> bool | None:
@@ -781,13 +814,28 @@ def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
                 shifted = residue.next_pass()
                 if shifted is not None:
                     moved.add(shifted)
-            elif not ({residue.counter} | condition_names(residue.modulus)) & assigned:
+            elif residue.counter == loop.advanced or not (
+                ({residue.counter} | condition_names(residue.modulus)) & assigned
+            ):
                 moved.add(residue)
         residues = frozenset(moved)
     last_pass = frozenset(m for m in s.last_pass if m[0] != loop.node_id)
     return replace(
         s, assumed=kept, first=s.first - {loop.node_id}, residues=residues, last_pass=last_pass
     )
+
+
+def _advance(s: State, counter: str) -> State:
+    """`counter += 1`: what was known of it modulo k moves on by one."""
+    moved = set()
+    for residue in s.residues:
+        if residue.counter != counter:
+            moved.add(residue)
+        else:
+            shifted = residue.next_pass()
+            if shifted is not None:
+                moved.add(shifted)
+    return replace(s, residues=frozenset(moved)) if moved != set(s.residues) else s
 
 
 def _mark_last_pass(states: set[State], loop: Loop, last: bool | None) -> set[State]:
@@ -801,7 +849,7 @@ def _branch_on_residue(
 ) -> tuple[set[State], set[State]]:
     test, loop = counting
     known = s.residue(test.counter, test.modulus)
-    if known is None and loop.node_id in s.first:
+    if known is None and loop.node_id in s.first and test.counter == loop.counter:
         known = Residue(test.counter, test.modulus, exact=loop.start)
         s = s.with_residue(None, known)
     value = known.value(test.residue) if known is not None else None
