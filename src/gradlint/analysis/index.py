@@ -27,7 +27,6 @@ from gradlint.analysis.syntax import (
     code_of,
     dotted,
     last_name,
-    names_in,
     walk,
 )
 
@@ -229,6 +228,31 @@ def _freezes(nodes: Listing) -> bool:
     return False
 
 
+# what goes through these carries no graph: a loss computed from it does not reach the model
+_CUTS = frozenset({"detach", "item", "tolist", "numpy"})
+
+
+def _graph_names(value: cst.BaseExpression) -> set[str]:
+    """The names a value's autograd graph may come from: `names_in`, minus what is read
+    through `.detach()`, `.item()`, `.data` and the like."""
+    found: set[str] = set()
+
+    def visit(node: cst.CSTNode) -> None:
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            if node.func.attr.value in _CUTS:
+                return
+        if isinstance(node, cst.Attribute) and node.attr.value == "data":
+            return
+        text = dotted(node)
+        if text is not None:
+            found.add(text)
+        for child in children(node):
+            visit(child)
+
+    visit(value)
+    return found
+
+
 def _provenance(scope: cst.CSTNode | None) -> dict[str, frozenset[str]]:
     direct: dict[str, set[str]] = {}
 
@@ -237,7 +261,7 @@ def _provenance(scope: cst.CSTNode | None) -> dict[str, frozenset[str]]:
             return
         value = getattr(node, "value", None)
         if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and value is not None:
-            read = names_in(value)
+            read = _graph_names(value)
             for target in assigned_targets(node):
                 direct.setdefault(target, set()).update(read)
         for child in children(node):
