@@ -7,22 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, CliRunner
+from conftest import FIXTURES, STALE, CliRunner
 
 from gradlint.cli import main
 
-STALE = textwrap.dedent(
-    """\
-    import torch
-
-    model = torch.nn.Linear(4, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for x, y in batches:
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-    """
-)
 STALE_FIXED = STALE.replace("for x, y in batches:\n", "for x, y in batches:\n    opt.zero_grad()\n")
 DISCARDED = textwrap.dedent(
     """\

@@ -7,11 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import STALE
 
 from gradlint import REPOSITORY, __version__
 
@@ -21,18 +21,6 @@ pytestmark = pytest.mark.slow  # installs the hooks' environments
 if shutil.which("git") is None and not os.environ.get("CI"):
     pytest.skip("pre-commit needs git", allow_module_level=True)
 
-STALE = textwrap.dedent(
-    """\
-    import torch
-
-    model = torch.nn.Linear(4, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for x, y in batches:
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-    """
-)
 HOOKS = ("gradlint", "gradlint-fix")
 FIXED = STALE.replace("for x, y in batches:\n", "for x, y in batches:\n    opt.zero_grad()\n")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import STALE
 
 from gradlint import engine, fixes
 from gradlint.batch import Options, Task, lint_files
@@ -26,18 +27,6 @@ from gradlint.config import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-STALE = textwrap.dedent(
-    """\
-    import torch
-
-    model = torch.nn.Linear(4, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for x, y in batches:
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-    """
-)
 STALE_FINDING = (
     "stale.py:7:5: GL001 [*] gradients accumulate across iterations because `opt.zero_grad()` is never called between updates: `loss.backward()`"
     " adds to the gradients that `opt.step()` (line 8) already applied, and `opt.step()` (line 8) applies the sum"

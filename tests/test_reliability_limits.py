@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CliRunner
+from conftest import STALE, CliRunner
 
 from gradlint import batch, engine
 from gradlint.analysis import flow
@@ -26,15 +26,6 @@ from gradlint.config import Settings
 from gradlint.engine import lint_source
 from gradlint.server import lint_document
 
-STALE = (
-    "import torch\n\n"
-    "model = torch.nn.Linear(4, 1)\n"
-    "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-    "for x, y in batches:\n"
-    "    loss = ((model(x) - y) ** 2).mean()\n"
-    "    loss.backward()\n"
-    "    opt.step()\n"
-)
 STALE_FINDING = "stale.py:7:5: GL001 "
 # a loop with a stale gradient (GL001 at 4:5) to which a case appends its own line
 LOOP = (

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import STALE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,15 +26,6 @@ from gradlint.cache import Cache
 from gradlint.config import Settings
 from gradlint.discover import discover
 
-STALE = (
-    "import torch\n\n"
-    "model = torch.nn.Linear(4, 1)\n"
-    "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-    "for x, y in batches:\n"
-    "    loss = ((model(x) - y) ** 2).mean()\n"
-    "    loss.backward()\n"
-    "    opt.step()\n"
-)
 STALE_FINDING = "stale.py:7:5: GL001 "
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and links of POSIX")
 
