@@ -18,6 +18,7 @@ from gradlint.analysis.events import Recognizer
 from gradlint.analysis.fix_safety import GradReads
 from gradlint.analysis.flow import Flow
 from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
+from gradlint.analysis.unit_window import unit_windows
 from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, Fix
 from gradlint.parsing import NotAnalysed, parse, split_lines
@@ -104,6 +105,7 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
             recognizer = Recognizer(context.knowledge, context.positions)
             flow_analysis = Flow(module, context.knowledge, recognizer, context.listed)
             findings = flow_analysis.run()
+            findings += unit_windows(context.listed, context.tree, recognizer)
             unanalysed = _unanalysed(flow_analysis, context)
             findings = [
                 f

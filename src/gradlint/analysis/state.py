@@ -46,6 +46,7 @@ class StaleGradient:
     backward: Site
     previous_update: Site
     update: Site
+    when: str | None = None  # only for some values: "`k` is 1"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,12 @@ condition, with `or last_batch`, written with `continue`, or under
 update's worth of gradient. A call gradlint cannot see into that receives the optimizer, the
 model or its parameters may reset them, so nothing on that path is reported.
 
+Window sizes usually come from configuration, and 1 (no accumulation) is a common value:
+`x % 1` is always 0. When the only reset of an optimizer in a loop is under a test on
+`% k` that is false for k = 1 (`step % k == 1`) and its update is under tests on `% k` that
+are true for k = 1 (`step % k == 0`), the optimizer is never reset when k is 1: reported with
+"when `k` is 1".
+
 ## Why is this bad?
 PyTorch adds every `backward()` into `.grad`. Without a reset, each step applies the sum of
 all gradients since training began: the loss oscillates or diverges, silently.
@@ -89,6 +95,12 @@ gone and nothing new. If the accumulation across iterations was intended, mark t
 def message(finding: StaleGradient) -> str:
     previous = finding.previous_update
     reset = _reset_words(finding.owner, finding.update)
+    if finding.when is not None:
+        return (
+            f"when {finding.when}, {reset} never runs while `{finding.update.label}` (line "
+            f"{finding.update.line}) runs every iteration: gradients accumulate across "
+            f"iterations (`x % 1` is always 0)"
+        )
     return (
         f"gradients accumulate across iterations because {reset} is never called between "
         f"updates: `{finding.backward.label}` adds to the gradients that `{previous.label}` "
