@@ -17,6 +17,7 @@ Standard library only; pip is run as a subprocess of the current interpreter.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import re
 import shutil
@@ -242,16 +243,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{package}=={version}")
         return 0
 
+    CORPUS.mkdir(parents=True, exist_ok=True)
+    # one fetch at a time: parallel test workers each ask for the corpus
+    with open(CORPUS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = _fetch_all(pins, args.force, not args.only)
+    return _print(rows, pins)
+
+
+def _fetch_all(
+    pins: list[tuple[str, str]], force: bool, with_tests: bool
+) -> list[tuple[str, int, int, str]]:
     rows = []
     for package, version in pins:
-        destination, status = fetch(package, version, args.force)
+        destination, status = fetch(package, version, force)
         files, lines = count(destination)
         rows.append((f"{package}-{version}", files, lines, status))
-    for package, version in [] if args.only else TEST_SUITES:
-        destination, status = fetch_tests(package, version, args.force)
+    for package, version in TEST_SUITES if with_tests else []:
+        destination, status = fetch_tests(package, version, force)
         files, lines = count(destination)
         rows.append((f"{package}-tests-{version}", files, lines, status))
+    return rows
 
+
+def _print(rows: list[tuple[str, int, int, str]], pins: list[tuple[str, str]]) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"{'package':<{width}}  {'files':>6}  {'lines':>9}")
     for name, files, lines, status in rows:
