@@ -134,3 +134,31 @@ def test_a_reset_in_a_helper_is_never_moved_out_of_it():
     found = lint_text("train.py", text, Settings(), with_fixes=True)
     assert {d.code for d in found} == {"GL002"}
     assert all(d.fix is None for d in found)
+
+
+def test_moving_a_clip_into_a_condition_on_the_data_is_unsafe():
+    assert _fixes(
+        """\
+        for i, (x, y) in enumerate(data):
+            loss = torch.nn.functional.mse_loss(model(x), y) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if (i + 1) % 2 == 0 and loss.item() < 100.0:
+                optimizer.step()
+                optimizer.zero_grad()
+        """
+    ) == [("GL103", "unsafe", "Move `clip_grad_norm_(...)` directly before `optimizer.step()`")]
+
+
+def test_moving_a_clip_into_an_accumulation_window_is_safe():
+    assert _fixes(
+        """\
+        for i, (x, y) in enumerate(data):
+            loss = torch.nn.functional.mse_loss(model(x), y) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if (i + 1) % 2 == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+        """
+    ) == [("GL103", "safe", "Move `clip_grad_norm_(...)` directly before `optimizer.step()`")]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gradlint.analysis.events import Backward, Names, Recognizer, Update
+from gradlint.analysis.fix_safety import depends_on_data
 from gradlint.analysis.order import (
     Step,
     clip_names,
@@ -17,6 +18,7 @@ from gradlint.analysis.order import (
     sequences,
 )
 from gradlint.analysis.syntax import code_of, dotted, names_in, walk
+from gradlint.fixes import MoveBefore, apply
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 DOCS = """## What it does
@@ -66,7 +68,9 @@ condition in an accumulation loop). It is offered only when the clip is a statem
 own (its result is not used) and does not sit under an `if` or `with` the update does not
 share, and it is applied only if the result re-lints with this finding gone and nothing new
 (so never where the move would clip scaled gradients, GL102). It changes the numbers the
-training produces, which is its purpose; it is marked safe.
+training produces, which is its purpose; it is marked safe, except when it moves the clip into
+a condition that depends on the data (`if torch.isfinite(norm)`, `loss.item() < limit`):
+there the clip may not run where the program needs it, and the fix is unsafe.
 """
 
 
@@ -241,9 +245,14 @@ def _violation(context: Context, clip: _Event, update: _Event, problem: str) -> 
     fix = None
     if _movable(clip, update):
         moved, anchor = clip.step.line, update.step.line
+        # into a condition on the data (`if torch.isfinite(norm):`) the clip may no longer
+        # run where the program needs it: then the move is unsafe
+        entered = [c for c in update.step.conditions if c not in clip.step.conditions]
+        safe = not any(depends_on_data(c.test) for c in entered)
         fix = Rewrite(
             f"Move `{name}(...)` directly before `{_label(update)}`",
-            lambda module: _move_before(module, moved, anchor),
+            lambda module: apply(module, MoveBefore(moved, anchor)),
+            "safe" if safe else "unsafe",
         )
     return Violation(
         RULE.code,
@@ -269,43 +278,6 @@ def _movable(clip: _Event, update: _Event) -> bool:
         return False
     shares = all(c in update.step.conditions for c in clip.step.conditions)
     return shares and all(w in update.step.contexts for w in clip.step.contexts)
-
-
-def _move_before(
-    module: cst.Module, moved: cst.BaseStatement, anchor: cst.BaseStatement
-) -> cst.Module | None:
-    result = module.visit(_MoveBefore(moved, anchor))
-    return result if isinstance(result, cst.Module) else None
-
-
-class _MoveBefore(cst.CSTTransformer):
-    def __init__(self, moved: cst.BaseStatement, anchor: cst.BaseStatement):
-        self.moved = moved
-        self.anchor = anchor
-
-    def _body(self, original: cst.CSTNode, updated: cst.CSTNode) -> list[cst.BaseStatement]:
-        out: list[cst.BaseStatement] = []
-        for old, new in zip(getattr(original, "body", ()), getattr(updated, "body", ())):
-            if old is self.moved:
-                continue
-            if old is self.anchor:
-                comments = [ln for ln in _leading(self.moved) if ln.comment is not None]
-                out.append(self.moved.with_changes(leading_lines=comments))
-            out.append(new)
-        return out
-
-    def leave_IndentedBlock(
-        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
-    ) -> cst.IndentedBlock:
-        body = self._body(original, updated)
-        return updated.with_changes(body=body or [cst.SimpleStatementLine([cst.Pass()])])
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        return updated.with_changes(body=self._body(original, updated))
-
-
-def _leading(statement: cst.BaseStatement) -> list[cst.EmptyLine]:
-    return list(getattr(statement, "leading_lines", ()))
 
 
 RULE = Rule(
