@@ -56,9 +56,11 @@ class Analysis:
         return self.context.tree if self.context is not None else Tree(self.module)
 
     def grad_reads(self) -> GradReads:
+        """Where `.grad` is read, for fix safety (asked only of a parsed module's findings)."""
+        assert self.context is not None
         if self._reads is None:
-            context = self.context or Context(self.module, self.module.code)
-            self._reads = GradReads(self.get_tree(), context.knowledge)
+            context = self.context
+            self._reads = GradReads(context.tree, context.knowledge, context.listed)
         return self._reads
 
 
@@ -107,22 +109,30 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
             findings = flow_analysis.run()
             findings += unit_windows(context.listed, context.tree, recognizer)
             unanalysed = _unanalysed(flow_analysis, context)
-            findings = [
-                f
-                for f in findings
-                if not (isinstance(f, DiscardedGradient) and gl002.deliberate_skip(f, context.tree))
-            ]
         violations = [v for rule in checks if rule.check for v in rule.check(context)]
         if any(isinstance(f, DiscardedGradient) for f in findings):
-            # a step before its backward is the bug, selected or not; the reset that starves
-            # the step is not (GL112)
-            early = {id(v.node) for v in gl112.check(context)}
-            findings = [
-                f
-                for f in findings
-                if not (isinstance(f, DiscardedGradient) and id(f.update.node) in early)
-            ]
+            findings = _not_discards(findings, context, violations, gl112.RULE in checks)
     return Analysis(module, findings, violations, context, unanalysed=unanalysed)
+
+
+def _not_discards(
+    findings: list[Finding], context: Context, violations: list[Violation], gl112_ran: bool
+) -> list[Finding]:
+    """Without the GL002 findings that are no discard: a step skipped on purpose, and the reset
+    that starves a step placed before its backward (that step is the bug, GL112, selected or
+    not)."""
+    early_steps = (
+        [v for v in violations if v.code == gl112.CODE] if gl112_ran else gl112.check(context)
+    )
+    early = {id(v.node) for v in early_steps}
+    return [
+        f
+        for f in findings
+        if not (
+            isinstance(f, DiscardedGradient)
+            and (id(f.update.node) in early or gl002.deliberate_skip(f, context.tree))
+        )
+    ]
 
 
 def _unanalysed(flow: Flow, context: Context) -> list[tuple[int, int, str]]:
@@ -280,7 +290,7 @@ def _applicable(fix_applicability: str, settings: Settings) -> bool:
 
 
 def _combined(
-    text: str, analysis: Analysis, chosen: list[tuple[Reported, _Candidate]]
+    text: str, analysis: Analysis, chosen: list[tuple[Reported, _FixOption]]
 ) -> tuple[str, list[Reported]]:
     """The text with every chosen fix made, and the findings whose fix it holds. Edits of the
     path rules are made in one pass over the tree; each other rewrite is made on its own and
@@ -376,21 +386,24 @@ def _code(reported: Reported) -> str:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class _FixOption:
+    """A way to fix one finding, as the engine makes it: a rule's candidate edit (made alone or
+    with others in one pass) or a check's rewrite."""
+
     description: str
     applicability: str
     make: Callable[[], cst.Module | None]
     edit: fixes.Edit | None = None  # a path rule's edit, which can be made with others at once
 
 
-def _candidates(analysis: Analysis, reported: Reported) -> list[_Candidate]:
+def _candidates(analysis: Analysis, reported: Reported) -> list[_FixOption]:
     """The ways to fix one finding, best first, safe ones before unsafe ones."""
     module = analysis.module
     if isinstance(reported, Violation):
         fix = reported.fix
         if fix is None:
             return []
-        return [_Candidate(fix.description, fix.applicability, lambda: fix.apply(module))]
+        return [_FixOption(fix.description, fix.applicability, lambda: fix.apply(module))]
     tree = analysis.get_tree()
     reads = analysis.grad_reads()
     if isinstance(reported, StaleGradient):
@@ -399,7 +412,7 @@ def _candidates(analysis: Analysis, reported: Reported) -> list[_Candidate]:
         found = gl002.fix_candidates(reported, tree)
     ordered = sorted(found, key=lambda c: c.applicability != "safe")
     return [
-        _Candidate(
+        _FixOption(
             c.description, c.applicability, functools.partial(fixes.apply, module, c.edit), c.edit
         )
         for c in ordered

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import bound_here, code_of, dotted, walk
+from gradlint.analysis.syntax import bound_here, code_of, dotted, every_pass, walk
 
 WINDOW = 2
 
@@ -70,18 +70,18 @@ def residue_test(test: cst.BaseExpression) -> ResidueTest | None:
         return None
     equal = isinstance(comparison.operator, cst.Equal)
     left, right = test.left, comparison.comparator
-    if not _is_modulo(left):
+    if not is_modulo(left):
         left, right = right, left
-    if not _is_modulo(left):
+    if not is_modulo(left):
         return None
     assert isinstance(left, cst.BinaryOperation)
-    target = _target(right, code_of(left.right))
+    target = modulo_target(right, code_of(left.right))
     if target is None:
         return None
     return _modulo(left, target, equal)
 
 
-def _is_modulo(node: cst.BaseExpression) -> bool:
+def is_modulo(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo)
 
 
@@ -109,7 +109,7 @@ def _counter_plus(node: cst.BaseExpression) -> tuple[str, int] | None:
     return None
 
 
-def _target(node: cst.BaseExpression, modulus: str) -> int | None:
+def modulo_target(node: cst.BaseExpression, modulus: str) -> int | None:
     """`0`, `2`, or `k - 1` (which is -1 modulo k)."""
     if isinstance(node, cst.Integer):
         return int(node.value)
@@ -139,7 +139,7 @@ def advanced_counter(body: cst.BaseSuite) -> str | None:
     """The counter a loop body advances by one on every pass: one `x += 1` among the body's
     own statements (`with` blocks opened), and `x` bound nowhere else in the body."""
     found: list[tuple[str, cst.CSTNode]] = []
-    for statement in _every_pass(body):
+    for statement in every_pass(body):
         if isinstance(statement, cst.SimpleStatementLine):
             for small in statement.body:
                 counter = increment_of(small)
@@ -155,16 +155,6 @@ def advanced_counter(body: cst.BaseSuite) -> str | None:
             if counter in bound_here(node):
                 return None
     return counter
-
-
-def _every_pass(body: cst.BaseSuite) -> list[cst.CSTNode]:
-    out: list[cst.CSTNode] = []
-    for statement in body.body:
-        if isinstance(statement, cst.With):
-            out.extend(_every_pass(statement.body))
-        else:
-            out.append(statement)
-    return out
 
 
 def per_call_counters(function: cst.FunctionDef) -> frozenset[str]:

@@ -18,7 +18,15 @@ import libcst as cst
 
 from gradlint.analysis.calls import HARMLESS_METHODS, HARMLESS_ROOTS, handed_over
 from gradlint.analysis.owners import Knowledge
-from gradlint.analysis.syntax import assigned_targets, dotted, last_name, names_in, walk
+from gradlint.analysis.syntax import (
+    Listing,
+    assigned_targets,
+    dotted,
+    ends_by_leaving,
+    last_name,
+    names_in,
+    walk,
+)
 from gradlint.tree import Tree
 
 # calls that read `.grad` of what they receive, wherever they come from
@@ -78,18 +86,10 @@ def guards(
             for sibling in ancestor.body:
                 if sibling is child:
                     break
-                if isinstance(sibling, cst.If) and _leaves(sibling.body):
+                if isinstance(sibling, cst.If) and ends_by_leaving(sibling.body):
                     found.append(sibling.test)
         child = ancestor
     return found
-
-
-def _leaves(block: cst.BaseSuite) -> bool:
-    body = list(block.body)
-    last = body[-1] if body else None
-    if isinstance(last, cst.SimpleStatementLine):
-        last = last.body[-1]
-    return isinstance(last, (cst.Continue, *_EXITS))
 
 
 def enclosing_function(node: cst.CSTNode, tree: Tree) -> cst.FunctionDef | None:
@@ -104,7 +104,7 @@ class GradReads:
     function of this module that does, or through a call that receives a model, an optimizer
     or parameters (it may log or check their gradients)."""
 
-    def __init__(self, tree: Tree, knowledge: Knowledge):
+    def __init__(self, tree: Tree, knowledge: Knowledge, listed: Listing):
         self.tree = tree
         self.knowledge = knowledge
         self.holders = set(knowledge.optimizers) | set(knowledge.models) | knowledge.leaf_tensors
@@ -112,9 +112,9 @@ class GradReads:
             if link is not None:
                 self.holders |= set(link[0]) | set(link[1])
         self.functions: dict[str, cst.FunctionDef] = {}
-        for node in walk(tree.module):
-            if isinstance(node, cst.FunctionDef):
-                self.functions.setdefault(node.name.value, node)
+        for node in listed.of_type(cst.FunctionDef):
+            assert isinstance(node, cst.FunctionDef)
+            self.functions.setdefault(node.name.value, node)
         self._reading: dict[int, bool] = {}
 
     def reads(self, node: cst.CSTNode, exclude: cst.CSTNode | None = None) -> bool:

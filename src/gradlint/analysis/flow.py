@@ -66,6 +66,7 @@ from gradlint.analysis.syntax import (
     assigned_targets,
     body_of,
     dotted,
+    ends_by_leaving,
     last_name,
     listing,
     walk,
@@ -788,12 +789,7 @@ def _bounded(states: set[State]) -> set[State]:
 def _leaving(ctx: Context, block: cst.BaseSuite) -> Context:
     """A branch that ends with continue/break/return/raise skips the rest of the iteration:
     a reset there discards on purpose (a bad batch), it does not defeat accumulation."""
-    body = body_of(block)
-    last = body[-1] if body else None
-    if isinstance(last, cst.SimpleStatementLine):
-        last = last.body[-1]
-    leaves = isinstance(last, (cst.Continue, cst.Break, cst.Return, cst.Raise))
-    return replace(ctx, leaving=ctx.leaving or leaves)
+    return replace(ctx, leaving=ctx.leaving or ends_by_leaving(block))
 
 
 def _forget(s: State, targets: set[str]) -> State:

@@ -18,6 +18,7 @@ from gradlint.analysis.events import (
     Update,
     collective,
 )
+from gradlint.analysis.order import GRAPH_CUTS
 from gradlint.analysis.owners import Knowledge
 from gradlint.analysis.syntax import (
     Listing,
@@ -228,10 +229,6 @@ def _freezes(nodes: Listing) -> bool:
     return False
 
 
-# what goes through these carries no graph: a loss computed from it does not reach the model
-_CUTS = frozenset({"detach", "item", "tolist", "numpy"})
-
-
 def _graph_names(value: cst.BaseExpression) -> set[str]:
     """The names a value's autograd graph may come from: `names_in`, minus what is read
     through `.detach()`, `.item()`, `.data` and the like."""
@@ -239,9 +236,9 @@ def _graph_names(value: cst.BaseExpression) -> set[str]:
 
     def visit(node: cst.CSTNode) -> None:
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            if node.func.attr.value in _CUTS:
+            if node.func.attr.value in GRAPH_CUTS:
                 return
-        if isinstance(node, cst.Attribute) and node.attr.value == "data":
+        if isinstance(node, cst.Attribute) and node.attr.value in GRAPH_CUTS:
             return
         text = dotted(node)
         if text is not None:

@@ -283,7 +283,8 @@ class _Remove(cst.CSTTransformer):
 # What a tensor's graph holds: the forward calls (by node id) that built it, and their models.
 Graph = frozenset[tuple[int, str]]
 UNKNOWN: Graph = frozenset({(0, "?")})  # built by code gradlint cannot read
-_CUTS = frozenset({"detach", "item", "tolist", "numpy", "data"})
+# what goes through these carries no graph: a value read through them reaches no model
+GRAPH_CUTS = frozenset({"detach", "item", "tolist", "numpy", "data"})
 
 
 # keywords that say where or how a tensor is made, never what it is computed from
@@ -302,7 +303,7 @@ class Graphs:
     def of(self, node: cst.CSTNode) -> Graph:
         if isinstance(node, cst.Call):
             func = node.func
-            if isinstance(func, cst.Attribute) and func.attr.value in _CUTS:
+            if isinstance(func, cst.Attribute) and func.attr.value in GRAPH_CUTS:
                 return frozenset()
             found: set[tuple[int, str]] = set()
             callee = dotted(func)
@@ -320,7 +321,7 @@ class Graphs:
         if isinstance(node, cst.Name):
             return self.names.get(node.value, frozenset())
         if isinstance(node, cst.Attribute):
-            if node.attr.value in _CUTS:
+            if node.attr.value in GRAPH_CUTS:
                 return frozenset()
             name = dotted(node)
             return self.names[name] if name in self.names else self.of(node.value)

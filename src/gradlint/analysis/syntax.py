@@ -248,3 +248,24 @@ def _target_names(target: cst.CSTNode) -> set[str]:
 def body_of(block: cst.BaseSuite) -> list:
     """The statements of a block (an indented block or a one-line suite)."""
     return list(block.body)
+
+
+def every_pass(block: cst.BaseSuite) -> list[cst.CSTNode]:
+    """The statements of a loop body that run on every pass it completes: its own statements,
+    with `with` blocks opened."""
+    out: list[cst.CSTNode] = []
+    for statement in block.body:
+        if isinstance(statement, cst.With):
+            out.extend(every_pass(statement.body))
+        else:
+            out.append(statement)
+    return out
+
+
+def ends_by_leaving(block: cst.BaseSuite) -> bool:
+    """The block's last statement is `continue`, `break`, `return` or `raise`."""
+    body = body_of(block)
+    last = body[-1] if body else None
+    if isinstance(last, cst.SimpleStatementLine):
+        last = last.body[-1]
+    return isinstance(last, (cst.Continue, cst.Break, cst.Return, cst.Raise))

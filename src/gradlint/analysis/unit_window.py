@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from gradlint.analysis.counters import is_modulo, modulo_target
 from gradlint.analysis.events import Backward, Names, Recognizer, Reset, Update
 from gradlint.analysis.fix_safety import guards
 from gradlint.analysis.state import StaleGradient
@@ -22,6 +23,9 @@ from gradlint.tree import Tree
 
 
 def unit_windows(listed: Listing, tree: Tree, recognizer: Recognizer) -> Iterator[StaleGradient]:
+    tests = (node.test for node in listed.of_type(cst.If) if isinstance(node, cst.If))
+    if _never_for_one(list(tests)) is None:
+        return  # no test in the module is false for a window of 1: nothing to look at
     for loop in listed.of_type(cst.For, cst.While):
         assert isinstance(loop, (cst.For, cst.While))
         yield from _in_loop(loop, tree, recognizer)
@@ -83,23 +87,16 @@ def _modulo_test(test: cst.BaseExpression) -> tuple[str, bool] | None:
     if not isinstance(comparison.operator, (cst.Equal, cst.NotEqual)):
         return None
     left, right = test.left, comparison.comparator
-    if not _is_modulo(left):
+    if not is_modulo(left):
         left, right = right, left
-    if not isinstance(left, cst.BinaryOperation) or not _is_modulo(left):
+    if not isinstance(left, cst.BinaryOperation) or not is_modulo(left):
         return None
-    modulus = code_of(left.right)
-    if isinstance(right, cst.Integer):
-        zero = int(right.value) == 0
-    elif code_of(right) == f"{modulus}-1":
-        zero = True  # k - 1 is 0 when k is 1
-    else:
+    target = modulo_target(right, code_of(left.right))  # `t`, or -1 for `k - 1`
+    if target is None or target < -1:
         return None
+    zero = target in (0, -1)  # k - 1 is 0 when k is 1
     equal = isinstance(comparison.operator, cst.Equal)
     return _name_of(left.right, zero == equal)
-
-
-def _is_modulo(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo)
 
 
 def _name_of(modulus: cst.BaseExpression, value: bool) -> tuple[str, bool] | None:

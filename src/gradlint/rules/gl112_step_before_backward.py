@@ -7,7 +7,15 @@ from collections.abc import Iterator
 import libcst as cst
 
 from gradlint.analysis.events import BACKWARD_FUNCTIONS, Backward, Names, Recognizer, Update
-from gradlint.analysis.syntax import assigned_targets, code_of, last_name, names_in, walk, written
+from gradlint.analysis.syntax import (
+    assigned_targets,
+    code_of,
+    every_pass,
+    last_name,
+    names_in,
+    walk,
+    written,
+)
 from gradlint.fixes import MoveBefore, apply
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
@@ -99,8 +107,8 @@ def _step_then_backward(
         return None
     step: tuple[cst.SimpleStatementLine, cst.Call] | None = None
     backward: tuple[cst.SimpleStatementLine, cst.Call] | None = None
-    between: list[cst.BaseStatement] = []
-    for statement in _straight_lines(loop.body):
+    between: list[cst.CSTNode] = []
+    for statement in every_pass(loop.body):
         events = _events(statement, recognizer, helpers)
         if events is None:
             return None  # a nested block or a helper's backward: not a plain pass
@@ -120,17 +128,8 @@ def _step_then_backward(
     return step[0], step[1], backward[0], backward[1], _names_free(backward[0], between)
 
 
-def _straight_lines(block: cst.IndentedBlock) -> Iterator[cst.BaseStatement]:
-    """The statements of a pass, with `with` blocks opened (they run on every pass)."""
-    for statement in block.body:
-        if isinstance(statement, cst.With) and isinstance(statement.body, cst.IndentedBlock):
-            yield from _straight_lines(statement.body)
-        else:
-            yield statement
-
-
 def _events(
-    statement: cst.BaseStatement, recognizer: Recognizer, helpers: set[str]
+    statement: cst.CSTNode, recognizer: Recognizer, helpers: set[str]
 ) -> list[tuple[str, cst.Call]] | None:
     """Backward and update calls of one line in order; None when the line hides them (a block,
     a call of a helper that runs a backward) or runs them conditionally."""
@@ -172,7 +171,7 @@ def _swap(backward: cst.SimpleStatementLine, step: cst.SimpleStatementLine) -> R
     )
 
 
-def _names_free(backward: cst.SimpleStatementLine, between: list[cst.BaseStatement]) -> bool:
+def _names_free(backward: cst.SimpleStatementLine, between: list[cst.CSTNode]) -> bool:
     """No statement between the step and the backward binds a name the backward reads."""
     used = names_in(backward)
     return not any(assigned_targets(s) & used for s in between)
