@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 # The pinned corpus, shared with later benchmarks: change a pin only on purpose.
@@ -46,9 +47,11 @@ TEST_SUITES: list[tuple[str, str]] = [
     ("accelerate", "1.15.0"),
     ("transformers", "5.23.0"),
 ]
-# Fetched only when asked for by name (the speed benchmark's large corpus). They go to their own
-# folder because the real-code test lints every folder of SOURCES.
+# Fetched only when asked for by name (timm for the speed benchmark's big corpus, torch with
+# `--only torch`). They go to their own folder because the real-code test lints every folder of
+# SOURCES.
 BENCHMARK_ONLY: list[tuple[str, str]] = [
+    ("timm", "1.0.31"),
     ("torch", "2.13.0"),
 ]
 
@@ -92,9 +95,8 @@ def find_archive(package: str, version: str, sdist: bool = False) -> Path | None
                     base, _, ver = stem.rpartition("-")
                     if canonical(base) == canonical(package) and ver == version:
                         sdists.append(path)
-    if sdist:
-        return (sdists or [None])[0]
-    return (wheels or sdists or [None])[0]
+    found = sdists if sdist else wheels + sdists
+    return found[0] if found else None
 
 
 def download(package: str, version: str, sdist: bool = False) -> Path:
@@ -142,17 +144,17 @@ def _wanted(member: str, strip_top: bool, under: str | None = None) -> str | Non
     return "/".join(parts)
 
 
-def _members(archive: Path, under: str | None = None):
+def _members(archive: Path, under: str | None = None) -> Iterator[tuple[str, bytes]]:
     """Yield (relative target path, bytes) for every *.py file in the archive."""
     if archive.suffix in (".whl", ".zip"):
         strip_top = archive.suffix == ".zip"
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
+            for entry in zf.infolist():
+                if entry.is_dir():
                     continue
-                target = _wanted(info.filename, strip_top, under)
+                target = _wanted(entry.filename, strip_top, under)
                 if target is not None:
-                    yield target, zf.read(info)
+                    yield target, zf.read(entry)
     else:
         with tarfile.open(archive) as tf:
             for info in tf.getmembers():
