@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gradlint.flake8_plugin import TRIGGERS, Plugin
-from gradlint.rules import RULES
 from gradlint.rules.base import Rule
+from gradlint.rules.registry import RULES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

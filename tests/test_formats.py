@@ -16,7 +16,7 @@ from gradlint import REPOSITORY, __version__
 from gradlint.cli import main
 from gradlint.diagnostics import Diagnostic
 from gradlint.report import github
-from gradlint.rules import RULES
+from gradlint.rules.registry import RULES
 
 SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 TRAIN = textwrap.dedent(

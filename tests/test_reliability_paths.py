@@ -8,6 +8,8 @@ gradlint in a subprocess with a time limit.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
@@ -169,11 +171,18 @@ def test_cache_entry_of_the_wrong_shape_or_contents_is_a_miss(
     assert_went_on(again)
 
 
-def test_cache_key_holds_the_parser_version(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_key_holds_the_parser_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     cache = Cache("unused")
     before = cache.key("a.py", b"x", Settings(), "findings")
     cache_module._parser_stamp.cache_clear()
-    monkeypatch.setattr(cache_module.metadata, "version", lambda name: "0.0.0")
+    other = tmp_path / "libcst"  # another install of libcst: its files differ
+    other.mkdir()
+    (other / "__init__.py").write_text("")
+    (other / "_version.py").write_text("__version__ = '0.0.0'\n")
+    found = importlib.machinery.ModuleSpec("libcst", None, origin=str(other / "__init__.py"))
+    monkeypatch.setattr(cache_module.importlib.util, "find_spec", lambda name: found)
     try:
         assert cache.key("a.py", b"x", Settings(), "findings") != before
     finally:

@@ -16,7 +16,7 @@ from conftest import STALE
 from gradlint.diagnostics import Diagnostic, Fix
 from gradlint.report import summary
 from gradlint.report.options import ReportOptions
-from gradlint.rules import RULES
+from gradlint.rules.registry import RULES
 
 FIXED = STALE.replace("for x, y in batches:\n", "for x, y in batches:\n    opt.zero_grad()\n")
 # GL106's only fix is unsafe (`retain_graph=True`)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gradlint.engine import Settings, lint_text
-from gradlint.rules import RULES
+from gradlint.rules.registry import RULES
 
 SECTIONS = ("## What it does", "## Why is this bad?", "## Fix safety")
 ANALYSIS_RULES = [r for r in RULES.values() if not r.code.startswith("GL9")]

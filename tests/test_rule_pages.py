@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from gradlint.cli import main
 from gradlint.report import rule_pages
-from gradlint.rules import RULES
+from gradlint.rules.registry import RULES
 
 PAGES = Path(__file__).parent.parent / "docs" / "rules"
 

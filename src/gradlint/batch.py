@@ -9,6 +9,7 @@ cannot hang the run and one crash cannot end it.
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -21,12 +22,12 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
-from gradlint import fixes
 from gradlint.cache import Cache
 from gradlint.config import Settings
-from gradlint.engine import FileResult, input_problem, lint_source, triggered
+from gradlint.diagnostics import FileResult, input_problem
 from gradlint.limits import ANALYSIS_THREAD, Expired, read_regular, run_bounded
 from gradlint.source import UnreadableSource, decode
+from gradlint.triggers import triggered
 
 MAX_BYTES = 10 * 1024 * 1024  # larger files are reported (GL902), not analysed
 DEFAULT_TIMEOUT = 30.0
@@ -110,15 +111,24 @@ def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, 
     except UnreadableSource as error:
         problem = input_problem("GL901", path, error.line, error.col, str(error))
         return FileResult(path, [problem]), data
-    if not triggered(text, task.settings):
+    if not triggered(text, _codes(task.settings)):
         return FileResult(path, [], skipped=WITHOUT_TRAINING_CODE), data
     return None, data
+
+
+@functools.cache
+def _codes(settings: Settings) -> tuple[str, ...]:
+    return tuple(settings.codes)
 
 
 def _run(pending: list[tuple[int, Task, bytes, str | None]], options: Options) -> list[FileResult]:
     work = [(task.path, data, task.settings, options) for _, task, data, _ in pending]
     if not work:
         return []
+    # imported here, before any worker is forked, so workers start with it: a run whose files
+    # are all cached or free of training code never loads libcst and the analysis
+    import gradlint.engine  # noqa: F401
+
     if options.jobs <= 1 and options.timeout is None:
         return [_lint_one(*item) for item in work]
     return _Workers(min(options.jobs, len(work)), options.timeout).run(work)
@@ -268,6 +278,8 @@ def _timed_out(path: str, timeout: float | None) -> FileResult:
 
 def _lint_one(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
     """What gradlint says about one file's bytes; writes nothing (workers never touch files)."""
+    from gradlint.engine import lint_source
+
     try:
         return run_bounded(
             lambda: lint_source(
@@ -284,6 +296,8 @@ def _written(result: FileResult, data: bytes, settings: Settings, options: Optio
     can never leave a file half written)."""
     if not options.write or result.fixed_data is None or result.fixed_text is None:
         return result
+    from gradlint import fixes
+
     # a fix that does not parse or compile is dropped (its finding is still reported); a write
     # that fails says why
     if fixes.parses(result.fixed_text, result.text, result.path):

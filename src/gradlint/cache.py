@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -24,7 +25,6 @@ import tempfile
 import time
 from contextlib import suppress
 from dataclasses import asdict, fields
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -252,12 +252,18 @@ def _code_stamp() -> str:
 
 @functools.cache
 def _parser_stamp() -> str:
-    """The parser's version and the interpreter's: two environments may share one cache."""
-    try:
-        libcst = metadata.version("libcst")
-    except metadata.PackageNotFoundError:
-        libcst = "unknown"
-    return f"libcst {libcst}; python {sys.version}"
+    """The installed parser's files and the interpreter's version: two environments may share
+    one cache. Found without importing libcst (a cached run never loads it)."""
+    stamps = [f"python {sys.version}"]
+    spec = importlib.util.find_spec("libcst")
+    if spec is None or spec.origin is None:
+        stamps.append("libcst missing")
+    else:  # its own files (the native parser among them), not its subpackages
+        for source in sorted(Path(spec.origin).parent.glob("*.*")):
+            with suppress(OSError):
+                info = source.stat()
+                stamps.append(f"{source.name}:{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
 
 
 def _diagnostics(stored: Any, path: str) -> list[Diagnostic] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
@@ -10,7 +11,7 @@ from dataclasses import replace
 
 import click
 
-from gradlint import __version__, fixes
+from gradlint import __version__
 from gradlint.batch import (
     DEFAULT_TIMEOUT,
     MAX_JOBS_PER_CORE,
@@ -30,16 +31,14 @@ from gradlint.config import (
     load_config,
     unknown_codes,
 )
-from gradlint.diagnostics import Diagnostic
+from gradlint.diagnostics import Diagnostic, FileResult
 from gradlint.discover import discover
-from gradlint.engine import FileResult
 from gradlint.limits import MAX_TIMEOUT
-from gradlint.report import FORMATS, format_option, rule_pages, summary
-from gradlint.report.add_noqa import add_noqa_comments
+from gradlint.report import format_option, render, summary
 from gradlint.report.full import diff
 from gradlint.report.options import DEFAULT_DOCS_URL, ReportOptions
 from gradlint.report.streams import OutputError, write_err, write_out
-from gradlint.rules import RULES
+from gradlint.rules.catalogue import CATALOGUE
 from gradlint.source import keep_untouched
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -67,7 +66,23 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 class _Commands(click.Group):
     """Ctrl-C exits 130, as for any command a shell runs; a report that cannot be written
-    (/dev/full, a closed stdout) is one line on stderr and exit 2, not a traceback."""
+    (/dev/full, a closed stdout) is one line on stderr and exit 2, not a traceback.
+
+    `trace` and `server` are imported only when run (or listed in a help page): other commands
+    must not pay for the runtime tracer and the language server at start-up."""
+
+    lazy = {"trace": "gradlint.trace.command:trace", "server": "gradlint.server:server"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, _, name = self.lazy[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -269,6 +284,8 @@ def check(
     not_analysed = [d for d in diagnostics if d.code.startswith(INPUT_PROBLEMS)]
     report_options = ReportOptions(unsafe_fixes=config.unsafe_fixes, docs_url=docs_url)
     if add_noqa:
+        from gradlint.report.add_noqa import add_noqa_comments
+
         added = add_noqa_comments(results, diagnostics)
         write_err(f"Added {added} noqa directive{'s' if added != 1 else ''}.\n")
         sys.exit(EXIT_ERROR if any(r.internal_error for r in results) else EXIT_CLEAN)
@@ -280,14 +297,14 @@ def check(
                     after = keep_untouched(result.text, after)  # as --fix would write it
                 write_out(diff(result.path, result.text, after))
         # a file that was not analysed has no diff to show: say so, as `check` does
-        write_err(FORMATS["concise"](not_analysed, {}))
+        write_err(render("concise", not_analysed, {}))
     elif not (fix and paths == ("-",)):
         # after --fix, findings and their positions are those of the text as written
         sources = {r.path: (r.fixed_text or r.text) if r.written else r.text for r in results}
         if statistics:
             report = summary.statistics(diagnostics, report_options, output_format == "json")
         else:
-            report = FORMATS[output_format](diagnostics, sources, report_options)
+            report = render(output_format, diagnostics, sources, report_options)
         _write_report(report, output_file)
     for result in results:
         if result.not_written is not None:
@@ -338,6 +355,8 @@ def _identity(path: str) -> object:
 def _filtered(data: bytes, result: FileResult) -> bytes:
     """What `--fix -` prints: an editor replaces its buffer with it, so it is the fixed text,
     or the text as it came whenever there is nothing (safe) to fix or it could not be read."""
+    from gradlint import fixes
+
     fixed = result.fixed_data
     if fixed is None or result.fixed_text is None:
         return data
@@ -425,6 +444,8 @@ def rule(code: str | None, every: bool) -> None:
     stale-gradients)."""
     if every == (code is not None):
         raise click.UsageError("give a rule's code or name, or --all")
+    from gradlint.report import rule_pages
+
     if every:
         click.echo(rule_pages.all_pages(), nl=False)
         return
@@ -437,16 +458,7 @@ def rule(code: str | None, every: bool) -> None:
 @main.command()
 def rules() -> None:
     """List all rules."""
-    width = max(len(found.name) for found in RULES.values())
-    for found in RULES.values():
+    width = max(len(found.name) for found in CATALOGUE.values())
+    for found in CATALOGUE.values():
         fix = "fix" if found.fixable else "   "
         click.echo(f"{found.code}  {found.name:<{width}}  {fix}  {found.summary}")
-
-
-from gradlint.trace.command import trace as trace_command  # noqa: E402
-
-main.add_command(trace_command)
-
-from gradlint.server import server as server_command  # noqa: E402
-
-main.add_command(server_command)

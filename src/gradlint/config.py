@@ -10,7 +10,7 @@ from typing import Any
 
 from gradlint.discover import DEFAULT_EXCLUDE, DEFAULT_EXCLUSION, PathGlobs
 from gradlint.limits import read_regular
-from gradlint.rules import RULES
+from gradlint.rules.catalogue import CATALOGUE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,7 +62,7 @@ class Settings:
     @property
     def codes(self) -> list[str]:
         """Every rule code these settings report."""
-        return select_codes(list(RULES), self.select, self.ignore)
+        return select_codes(list(CATALOGUE), self.select, self.ignore)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def resolve(selections: Iterable[Selection]) -> tuple[str, ...]:
     A `select` starts over from its own prefixes (earlier `ignore`s no longer apply);
     `extend-select` and `ignore` adjust what came before, the longer prefix winning.
     """
-    codes = list(RULES)
+    codes = list(CATALOGUE)
     inputs = [c for c in codes if c.startswith(INPUT_PROBLEMS)]
     enabled: set[str] = set()
     for selection in (DEFAULT_SELECTION, *selections):
@@ -99,7 +99,7 @@ def resolve(selections: Iterable[Selection]) -> tuple[str, ...]:
 
 
 def unknown_codes(codes: Iterable[str]) -> list[str]:
-    return [c for c in codes if not c or not any(r.startswith(c) for r in RULES)]
+    return [c for c in codes if not c or not any(r.startswith(c) for r in CATALOGUE)]
 
 
 @dataclass(frozen=True)
@@ -214,10 +214,14 @@ def _rebased(glob: str, base: str) -> str:
 
 
 def _globs(patterns: tuple[str, ...], base: str, source: str, key: str) -> PathGlobs:
+    globs = PathGlobs(patterns, base)
+    if patterns == DEFAULT_EXCLUDE:  # known to compile; compiled when first matched
+        return globs
     try:
-        return PathGlobs(patterns, base)
+        globs.spec  # noqa: B018 -- compiled now, so a bad glob is a configuration error
     except ValueError as error:  # pathspec's pattern errors (`!`, a lone backslash)
         raise ConfigError(f"{source}: invalid glob in `{key}`: {error}") from None
+    return globs
 
 
 def _flag(table: dict[str, Any], key: str, source: str) -> bool:

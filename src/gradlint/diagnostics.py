@@ -1,4 +1,5 @@
-"""The values that flow out of the analysis: findings, the fixes that go with them, and edits."""
+"""The values that flow out of the analysis: findings, the fixes that go with them, edits, and
+what a run says about one file."""
 
 from __future__ import annotations
 
@@ -41,3 +42,22 @@ class Diagnostic:
     @property
     def sort_key(self) -> tuple[str, int, int, int, str]:
         return (self.path, self.cell or 0, self.line, self.col, self.code)
+
+
+def input_problem(code: str, path: str, line: int, col: int, message: str) -> Diagnostic:
+    return Diagnostic(code, path, max(line, 1), max(col, 1), message)
+
+
+@dataclass
+class FileResult:
+    path: str
+    diagnostics: list[Diagnostic]
+    text: str = ""  # the source as read, for code frames and diffs
+    fixed_text: str | None = None  # set when fixes changed the text
+    fixed_data: bytes | None = None  # fixed_text in the file's own encoding (and BOM)
+    fixes_applied: int = 0
+    written: bool = False
+    not_written: str | None = None  # why a fix could not be written, for the user
+    internal_error: bool = False
+    fixed_codes: dict[str, int] = field(default_factory=dict)  # fixes applied, by rule
+    skipped: str | None = None  # why the file was read but not analysed, for the summary

@@ -4,12 +4,15 @@ minus excluded and ignored paths."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-
-import pathspec
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from gradlint.limits import read_regular
+
+if TYPE_CHECKING:
+    import pathspec
 
 # a .gitignore larger than this is not read (a link to /dev/zero never ends)
 MAX_GITIGNORE_BYTES = 1024 * 1024
@@ -45,10 +48,12 @@ class PathGlobs:
 
     patterns: tuple[str, ...]
     base: str = "."
-    spec: pathspec.GitIgnoreSpec = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "spec", pathspec.GitIgnoreSpec.from_lines(self.patterns))
+    @cached_property
+    def spec(self) -> pathspec.GitIgnoreSpec:
+        # built on first use: linting files given by name matches no glob, and importing
+        # pathspec costs more than the rest of a cached run's start
+        return _spec(self.patterns)
 
     def matches(self, path: str, is_dir: bool = False) -> bool:
         relative = self._relative(path)
@@ -59,11 +64,7 @@ class PathGlobs:
         relative = self._relative(folder)
         if relative is None:
             return self
-        kept = [
-            p
-            for p in self.patterns
-            if not pathspec.GitIgnoreSpec.from_lines([p]).match_file(relative + "/")
-        ]
+        kept = [p for p in self.patterns if not _spec([p]).match_file(relative + "/")]
         return self if len(kept) == len(self.patterns) else PathGlobs(tuple(kept), self.base)
 
     def _relative(self, path: str) -> str | None:
@@ -201,15 +202,21 @@ def _gitignore(directory: str) -> tuple[pathspec.GitIgnoreSpec | None, str | Non
         return None, f"cannot read .gitignore: larger than {limit} MB; its patterns do not apply"
     lines = data.decode("utf-8", errors="replace").splitlines()
     try:
-        return pathspec.GitIgnoreSpec.from_lines(lines), None
+        return _spec(lines), None
     except ValueError:  # a line git would skip, pathspec refuses (`!`, a lone `\\`)
         valid = [line for line in lines if _valid_pattern(line)]
-        return pathspec.GitIgnoreSpec.from_lines(valid), None
+        return _spec(valid), None
+
+
+def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _valid_pattern(line: str) -> bool:
     try:
-        pathspec.GitIgnoreSpec.from_lines([line])
+        _spec([line])
     except ValueError:
         return False
     return True

@@ -20,13 +20,13 @@ from gradlint.analysis.flow import Flow
 from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
 from gradlint.analysis.unit_window import unit_windows
 from gradlint.config import Settings
-from gradlint.diagnostics import Diagnostic, Fix
+from gradlint.diagnostics import Diagnostic, FileResult, Fix, input_problem
 from gradlint.parsing import NotAnalysed, parse, split_lines
-from gradlint.rules import RULES
 from gradlint.rules import gl001_stale_gradients as gl001
 from gradlint.rules import gl002_discarded_gradients as gl002
 from gradlint.rules import gl112_step_before_backward as gl112
 from gradlint.rules.base import Context, Rule, Violation
+from gradlint.rules.registry import RULES
 from gradlint.source import UnreadableSource, decode, encode, keep_untouched
 from gradlint.tree import Tree
 from gradlint.triggers import matches
@@ -75,11 +75,6 @@ _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 def _triggered(rule: Rule, text: str) -> bool:
     return matches(text, rule.triggers)
-
-
-def triggered(text: str, settings: Settings) -> bool:
-    """Whether any enabled rule may report something in this text (else it is not parsed)."""
-    return any(_triggered(rule, text) for rule in _enabled(settings))
 
 
 @functools.cache
@@ -458,21 +453,6 @@ def _tally(analysis: Analysis) -> Counter[tuple[str, str]]:
     return Counter((_code(r), _identity(r)) for r in (*analysis.findings, *analysis.violations))
 
 
-@dataclass
-class FileResult:
-    path: str
-    diagnostics: list[Diagnostic]
-    text: str = ""  # the source as read, for code frames and diffs
-    fixed_text: str | None = None  # set when fixes changed the text
-    fixed_data: bytes | None = None  # fixed_text in the file's own encoding (and BOM)
-    fixes_applied: int = 0
-    written: bool = False
-    not_written: str | None = None  # why a fix could not be written, for the user
-    internal_error: bool = False
-    fixed_codes: dict[str, int] = field(default_factory=dict)  # fixes applied, by rule
-    skipped: str | None = None  # why the file was read but not analysed, for the summary
-
-
 def lint_source(
     path: str, data: bytes, settings: Settings, fix: bool = False, with_fixes: bool = False
 ) -> FileResult:
@@ -528,7 +508,3 @@ def lint_source(
         return FileResult(
             path, [input_problem("GL999", path, 1, 1, message)], text, internal_error=True
         )
-
-
-def input_problem(code: str, path: str, line: int, col: int, message: str) -> Diagnostic:
-    return Diagnostic(code, path, max(line, 1), max(col, 1), message)

@@ -8,8 +8,6 @@ import re
 import tokenize
 from dataclasses import dataclass
 
-import libcst as cst
-
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -77,6 +75,8 @@ def keep_untouched(original: str, fixed: str) -> str:
     loses its last one, a form feed in an indentation is dropped or copied onto the block's
     other lines. Lines that libcst's print of the unedited tree shares with `fixed` are the
     user's lines; a form feed heading a new line is dropped (it means nothing there)."""
+    import libcst as cst  # only a fix needs it: reading and decoding files must not load it
+
     try:
         printed = cst.parse_module(original).code
     except (cst.ParserSyntaxError, RecursionError):

@@ -34,3 +34,10 @@ def _all_words(text: str, words: tuple[str, ...]) -> bool:
 @functools.cache
 def _call(stem: str) -> re.Pattern[str]:
     return re.compile(re.escape(stem) + r"\s*\(")
+
+
+def triggered(text: str, codes: Iterable[str]) -> bool:
+    """Whether any of these rules may report something in this text (else it is not parsed)."""
+    from gradlint.rules.catalogue import CATALOGUE
+
+    return any(matches(text, CATALOGUE[code].triggers) for code in codes if code in CATALOGUE)

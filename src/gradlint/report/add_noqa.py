@@ -7,8 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from gradlint import fixes
-from gradlint.diagnostics import Diagnostic
-from gradlint.engine import FileResult
+from gradlint.diagnostics import Diagnostic, FileResult
 from gradlint.noqa import with_codes
 from gradlint.report.edits import lines_of
 from gradlint.report.streams import write_err

@@ -12,7 +12,7 @@ from typing import Any
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.report.edits import end_position, fix_edits
 from gradlint.report.options import ReportOptions
-from gradlint.rules import RULES
+from gradlint.rules.catalogue import CATALOGUE
 
 
 def render(
@@ -33,7 +33,7 @@ def _finding(d: Diagnostic, sources: dict[str, str], options: ReportOptions) -> 
         "end_location": {"row": end_row, "column": end_column},
         "cell": d.cell,
         "trail": list(d.trail),
-        "url": options.rule_url(d.code) if d.code in RULES else None,  # the rule's page
+        "url": options.rule_url(d.code) if d.code in CATALOGUE else None,  # the rule's page
         "fix": _fix(d, sources),
     }
 

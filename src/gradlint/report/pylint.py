@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from gradlint.diagnostics import Diagnostic
 from gradlint.report.options import ReportOptions
-from gradlint.rules import RULES
+from gradlint.rules.catalogue import CATALOGUE
 
 
 def render(
@@ -14,7 +14,7 @@ def render(
 ) -> str:
     lines = []
     for d in diagnostics:
-        rule = RULES.get(d.code)
+        rule = CATALOGUE.get(d.code)
         symbol = rule.name if rule is not None else d.code
         line, message = d.line, d.message
         if d.cell is not None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gradlint.rules import RULES
 from gradlint.rules.base import Rule
+from gradlint.rules.registry import RULES
 
 
 def page(rule: Rule) -> str:

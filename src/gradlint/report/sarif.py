@@ -20,8 +20,8 @@ from gradlint import REPOSITORY, __version__
 from gradlint.diagnostics import Diagnostic
 from gradlint.report.edits import end_position, fix_edits, source_line
 from gradlint.report.options import ReportOptions
-from gradlint.rules import RULES
 from gradlint.rules.base import Rule
+from gradlint.rules.registry import RULES
 
 SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -8,10 +8,9 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 
-from gradlint.diagnostics import Diagnostic
-from gradlint.engine import FileResult
+from gradlint.diagnostics import Diagnostic, FileResult
 from gradlint.report.options import ReportOptions
-from gradlint.rules import RULES
+from gradlint.rules.catalogue import CATALOGUE
 
 NOT_ANALYSED = "GL9"  # the codes that say a file was not analysed
 
@@ -77,7 +76,7 @@ def statistics(diagnostics: Sequence[Diagnostic], options: ReportOptions, as_jso
     rows = [
         {
             "code": code,
-            "name": RULES[code].name if code in RULES else code,
+            "name": CATALOGUE[code].name if code in CATALOGUE else code,
             "count": counts[code],
             "fixable": fixable[code] > 0,
             "fixable_count": fixable[code],
@@ -106,6 +105,6 @@ def fixes_applied(results: Sequence[FileResult]) -> str:
         lines.append(f"- {result.path}:")
         by_code = result.fixed_codes or {"": result.fixes_applied}
         for code, count in by_code.items():
-            name = f" ({RULES[code].name})" if code in RULES else ""
+            name = f" ({CATALOGUE[code].name})" if code in CATALOGUE else ""
             lines.append(f"    {count} × {code or 'fixes'}{name}")
     return "\n".join(lines) + "\n\n"

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import click
 
 from gradlint.diagnostics import Diagnostic
-from gradlint.report import FORMATS, format_option
+from gradlint.report import format_option, render
 from gradlint.report.streams import write_out
 from gradlint.trace.recorder import TraceFinding
 
@@ -114,7 +114,7 @@ def trace(output_format: str, max_steps: int | None, script: str, args: tuple[st
     cwd = os.getcwd()  # the script may change directory
     result = run_script(script, args, max_steps)
     diagnostics = to_diagnostics(result.findings, cwd)
-    write_out(FORMATS[output_format](diagnostics, _sources(diagnostics, cwd)))
+    write_out(render(output_format, diagnostics, _sources(diagnostics, cwd)))
     if result.stopped:
         updates = "update" if max_steps == 1 else "updates"
         click.echo(f"gradlint trace: stopped the script after {max_steps} {updates}.", err=True)
