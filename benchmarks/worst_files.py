@@ -105,17 +105,17 @@ def find(corpora: list[Corpus], repeat: int) -> tuple[list[Slow], int]:
 
 
 def report(slow: list[Slow], analysed: int, repeat: int) -> None:
+    print(f"\nthe {len(slow)} slowest of {analysed} files analysed")
     print(
-        f"\nslowest files of {analysed} analysed: analysis CPU s in one process; check and --fix"
-        f" s of the command line on a copy, medians of {repeat}; share: the analysis time over"
-        " the corpus's for as many lines"
+        "analysis: CPU s in one process; check, --fix: s of the command line on a copy, medians"
+        f" of {repeat};\nshare: the analysis time over the corpus's for as many lines"
     )
-    print(f"{'file':<58} {'lines':>6} {'analysis':>8} {'check':>6} {'--fix':>6} {'share':>6}")
+    width = max([len("file"), *(len(one.file.name) for one in slow)])
+    print(f"{'file':<{width}} {'lines':>6} {'analysis':>8} {'check':>6} {'--fix':>6} {'share':>6}")
     for one in slow:
-        name = one.file.name if len(one.file.name) <= 58 else "..." + one.file.name[-55:]
         print(
-            f"{name:<58} {one.file.lines:>6,} {one.file.seconds:>8.2f} {one.check:>6.2f}"
-            f" {one.fix:>6.2f} {one.file.share:>6.1f}"
+            f"{one.file.name:<{width}} {one.file.lines:>6,} {one.file.seconds:>8.2f}"
+            f" {one.check:>6.2f} {one.fix:>6.2f} {one.file.share:>6.1f}"
         )
 
 
