@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Callable
@@ -15,10 +17,19 @@ from conftest import CliRunner
 from gradlint.cli import main
 from gradlint.config import Settings
 from gradlint.engine import lint_text
-from gradlint.server import Documents, changed_lines, finding_span, noqa_insertion, split_lines
+from gradlint.limits import Cancel, Cancelled, run_bounded
+from gradlint.server import (
+    changed_lines,
+    finding_span,
+    lint_document,
+    lint_open_file,
+    noqa_insertion,
+    split_lines,
+)
 
 pytest.importorskip("pygls")
 from lsprotocol import types  # noqa: E402
+from pygls.exceptions import JsonRpcRequestCancelled  # noqa: E402
 from pygls.lsp.client import LanguageClient  # noqa: E402
 
 TIMEOUT = 60  # seconds for a whole session; a hang fails the test instead of blocking the run
@@ -84,13 +95,17 @@ class Session:
     def __init__(self) -> None:
         self.client = LanguageClient("gradlint-tests", "1")
         self.published: asyncio.Queue[types.PublishDiagnosticsParams] = asyncio.Queue()
+        self.history: list[types.PublishDiagnosticsParams] = []
 
         @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def on_diagnostics(params: types.PublishDiagnosticsParams) -> None:
             self.published.put_nowait(params)
+            self.history.append(params)
 
-    async def start(self, capabilities: types.ClientCapabilities) -> types.InitializeResult:
-        await self.client.start_io(sys.executable, "-m", "gradlint", "server")
+    async def start(
+        self, capabilities: types.ClientCapabilities, *server: str
+    ) -> types.InitializeResult:
+        await self.client.start_io(sys.executable, *(server or ("-m", "gradlint", "server")))
         result = await self.client.initialize_async(
             types.InitializeParams(capabilities=capabilities, process_id=None)
         )
@@ -262,15 +277,206 @@ def test_positions_follow_the_negotiated_encoding(tmp_path: Path) -> None:
     _run(scenario)
 
 
+# A server whose lint and fix-all take a minute on a text with a marker, so that a slow file is
+# slow for certain; each call and each stop is written to the log file named by its argument.
+SLOW_SERVER = textwrap.dedent(
+    """\
+    import sys, time
+    from gradlint import server
+
+    real_lint, real_fix = server.lint_text, server.fix_text
+
+    def log(event):
+        with open(sys.argv[1], "a") as out:
+            out.write(event + "\\n")
+
+    def wait(name):
+        log(name + " started")
+        try:
+            for _ in range(600):  # in steps: an interruption lands between two of them
+                time.sleep(0.1)
+        except BaseException:
+            log(name + " stopped")
+            raise
+
+    def lint_text(path, text, settings, with_fixes=False):
+        log("lint")
+        if "# SLOW LINT" in text:
+            wait("lint")
+        return real_lint(path, text, settings, with_fixes=with_fixes)
+
+    def fix_text(text, settings):
+        if "# SLOW FIX" in text:
+            wait("fix")
+        return real_fix(text, settings)
+
+    server.lint_text, server.fix_text = lint_text, fix_text
+    server.create_server(timeout=120).start_io()
+    """
+)
+SLOW_LINT = BUGGY + "# SLOW LINT\n"
+SLOW_FIX = BUGGY + "# SLOW FIX\n"
+PROMPTLY = 5  # seconds for a reply while the slow lint or fix-all would take 60
+RESOLVES_EDITS = types.ClientCapabilities(
+    text_document=types.TextDocumentClientCapabilities(
+        code_action=types.CodeActionClientCapabilities(
+            resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"])
+        )
+    )
+)
+
+
+def _slow_server(log: Path) -> tuple[str, ...]:
+    return ("-c", SLOW_SERVER, str(log))
+
+
+def _events(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+async def _logged(log: Path, event: str) -> None:
+    while event not in _events(log):
+        await asyncio.sleep(0.05)
+
+
+async def _stops_promptly(session: Session) -> None:
+    await asyncio.wait_for(session.client.shutdown_async(None), PROMPTLY)
+    session.client.exit(None)
+    await asyncio.wait_for(session.client.stop(), PROMPTLY)
+    assert session.client._server is not None and session.client._server.returncode == 0
+
+
+def test_a_stale_lint_is_stopped_and_never_published(tmp_path: Path) -> None:
+    uri, log = (tmp_path / "train.py").as_uri(), tmp_path / "events.log"
+
+    async def scenario(session: Session) -> None:
+        await session.start(types.ClientCapabilities(), *_slow_server(log))
+        session.open(uri, BUGGY)
+        assert [d.code for d in await session.diagnostics(uri, 1)] == ["GL001"]
+        session.change(uri, 2, SLOW_LINT)
+        await _logged(log, "lint started")
+        session.change(uri, 3, BUGGY.replace("lr=0.1", "lr=0.2"))
+        await asyncio.wait_for(_logged(log, "lint stopped"), PROMPTLY)
+        found = await asyncio.wait_for(session.diagnostics(uri, 3), PROMPTLY)
+        assert [d.code for d in found] == ["GL001"]
+        assert [p.version for p in session.history] == [1, 3]
+        await _stops_promptly(session)
+
+    _run(scenario)
+
+
+def test_code_actions_come_from_the_last_lint_while_another_runs(tmp_path: Path) -> None:
+    uri, slow_uri = (tmp_path / "train.py").as_uri(), (tmp_path / "slow.py").as_uri()
+    log = tmp_path / "events.log"
+
+    async def scenario(session: Session) -> None:
+        await session.start(types.ClientCapabilities(), *_slow_server(log))
+        session.open(uri, BUGGY)
+        (diagnostic,) = await session.diagnostics(uri, 1)
+        session.open(slow_uri, SLOW_LINT)
+        await _logged(log, "lint started")
+        lints = _events(log).count("lint")
+
+        actions = await asyncio.wait_for(session.actions(uri, diagnostic), PROMPTLY)
+        titles = [a.title for a in actions]
+        assert len(titles) == 3 and "Fix all gradlint findings" in titles  # fix, noqa, fix-all
+        (fix_all,) = [a for a in actions if a.kind == "source.fixAll.gradlint"]
+        assert _apply(BUGGY, _edits(fix_all, uri)) == _cli_fix(BUGGY)
+        # the slow document's text has no finished lint yet: nothing to offer, and no lint
+        assert await asyncio.wait_for(session.actions(slow_uri, diagnostic), PROMPTLY) == []
+        assert _events(log).count("lint") == lints
+        await _stops_promptly(session)
+
+    _run(scenario)
+
+
+def test_the_fix_all_is_computed_when_picked_and_off_the_loop(tmp_path: Path) -> None:
+    uri, slow_uri = (tmp_path / "train.py").as_uri(), (tmp_path / "slow.py").as_uri()
+    log = tmp_path / "events.log"
+
+    async def scenario(session: Session) -> None:
+        started = await session.start(RESOLVES_EDITS, *_slow_server(log))
+        provider = started.capabilities.code_action_provider
+        assert isinstance(provider, types.CodeActionOptions) and provider.resolve_provider
+
+        session.open(uri, BUGGY)
+        (diagnostic,) = await session.diagnostics(uri, 1)
+        (offer,) = await session.actions(uri, diagnostic, only=[types.CodeActionKind.SourceFixAll])
+        assert offer.edit is None
+        fix_all = await session.client.code_action_resolve_async(offer)
+        assert _apply(BUGGY, _edits(fix_all, uri)) == _cli_fix(BUGGY)
+
+        session.open(slow_uri, SLOW_FIX)
+        (diagnostic,) = await session.diagnostics(slow_uri, 1)
+        (offer,) = await session.actions(slow_uri, diagnostic, only=["source.fixAll"])
+        protocol = session.client.protocol
+        resolving = protocol.send_request_async(types.CODE_ACTION_RESOLVE, offer, msg_id="fix")
+        await _logged(log, "fix started")
+        quick: list[str] = [types.CodeActionKind.QuickFix]
+        assert await asyncio.wait_for(session.actions(slow_uri, diagnostic, quick), PROMPTLY)
+        # the editor gives up on the fix-all: its computation stops
+        protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="fix"))
+        with pytest.raises(JsonRpcRequestCancelled):
+            await asyncio.wait_for(resolving, PROMPTLY)
+        await asyncio.wait_for(_logged(log, "fix stopped"), PROMPTLY)
+        await _stops_promptly(session)
+
+    _run(scenario)
+
+
+def test_shutdown_during_a_lint(tmp_path: Path) -> None:
+    uri, log = (tmp_path / "slow.py").as_uri(), tmp_path / "events.log"
+
+    async def scenario(session: Session) -> None:
+        await session.start(types.ClientCapabilities(), *_slow_server(log))
+        session.open(uri, SLOW_LINT)
+        await _logged(log, "lint started")
+        # the lint would take a minute: the server answers, stops it and exits at once
+        await _stops_promptly(session)
+        assert session.history == []
+
+    _run(scenario)
+
+
+def test_a_cancelled_analysis_is_interrupted_and_given_up_at_once() -> None:
+    cancel = Cancel()
+    started, interrupted = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        try:
+            while True:
+                time.sleep(0.01)
+        except BaseException:
+            interrupted.set()
+            raise
+
+    def cancel_once_started() -> None:
+        started.wait(PROMPTLY)
+        cancel()
+
+    threading.Thread(target=cancel_once_started, daemon=True).start()
+    with pytest.raises(Cancelled):
+        run_bounded(slow, 120, cancel)
+    assert interrupted.wait(PROMPTLY)
+
+
+def test_a_lint_cancelled_before_it_starts_is_cancelled_not_an_internal_error() -> None:
+    cancel = Cancel()
+    cancel()
+    with pytest.raises(Cancelled):
+        lint_document("train.py", BUGGY, Settings(), cancel=cancel)
+
+
 def test_settings_come_from_the_nearest_configuration(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.gradlint]\nignore = ["GL001"]\n')
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "pyproject.toml").write_text("[tool.gradlint]\n")
-    documents = Documents()
-    ignored = documents.findings("file:///a", str(tmp_path / "train.py"), BUGGY)
-    reported = documents.findings("file:///b", str(tmp_path / "sub" / "train.py"), BUGGY)
-    excluded = documents.findings("file:///c", str(tmp_path / "sub" / ".venv" / "train.py"), BUGGY)
-    assert (ignored, [d.code for d in reported], excluded) == ([], ["GL001"], [])
+    ignored = lint_open_file(str(tmp_path / "train.py"), BUGGY)
+    reported = lint_open_file(str(tmp_path / "sub" / "train.py"), BUGGY)
+    excluded = lint_open_file(str(tmp_path / "sub" / ".venv" / "train.py"), BUGGY)
+    assert (ignored.findings, [d.code for d in reported.findings]) == ([], ["GL001"])
+    assert (excluded.settings, excluded.findings) == (None, [])
 
 
 def test_server_without_pygls_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,24 +43,69 @@ class Expired(Exception):
         self.abandoned = abandoned
 
 
-def run_bounded(function: Callable[[], T], timeout: float | None) -> T:
-    """`function()` on a thread with a large stack; raises Expired after `timeout` seconds."""
+class Cancelled(Exception):
+    """The analysis was cancelled before it ended: nobody wants its result any more."""
+
+
+class Cancel:
+    """Called from any thread, ends the `run_bounded` analysis it was given to: the analysis is
+    interrupted as at its time limit and `run_bounded` raises Cancelled at once (an editor's
+    newer text makes the running lint of the older one useless)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: tuple[threading.Thread, threading.Event] | None = None
+        self.requested = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.requested = True
+            if self._running is not None:
+                _stop(*self._running)
+
+    def _attach(self, thread: threading.Thread, finished: threading.Event) -> None:
+        with self._lock:
+            self._running = (thread, finished)
+            if self.requested:
+                _stop(thread, finished)
+
+
+def _stop(thread: threading.Thread, finished: threading.Event) -> None:
+    if not finished.is_set():
+        _interrupt(thread)
+        finished.set()  # wakes run_bounded, which sees the request
+
+
+def run_bounded(
+    function: Callable[[], T], timeout: float | None, cancel: Cancel | None = None
+) -> T:
+    """`function()` on a thread with a large stack; raises Expired after `timeout` seconds, and
+    Cancelled as soon as `cancel` is called."""
     outcome: list[tuple[bool, object]] = []
+    finished = threading.Event()
 
     def target() -> None:
         try:
             outcome.append((True, function()))
         except BaseException as error:  # handed to the caller's thread
             outcome.append((False, error))
+        finally:
+            finished.set()
 
+    if cancel is not None and cancel.requested:
+        raise Cancelled
     if sys.getrecursionlimit() < RECURSION_LIMIT:
         sys.setrecursionlimit(RECURSION_LIMIT)
     thread = _start(target)
-    thread.join(timeout if timeout is None else min(timeout, MAX_TIMEOUT))
-    if thread.is_alive():
+    if cancel is not None:
+        cancel._attach(thread, finished)
+    if not finished.wait(timeout if timeout is None else min(timeout, MAX_TIMEOUT)):
         _interrupt(thread)
         thread.join(GRACE_SECONDS)
         raise Expired(abandoned=thread.is_alive())
+    if cancel is not None and cancel.requested:
+        raise Cancelled
+    thread.join()  # it is past its function: no analysis thread outlives a finished analysis
     done, value = outcome[0]
     if not done:
         raise value  # type: ignore[misc]

@@ -4,6 +4,11 @@ It publishes findings as diagnostics when a document is opened, changed or saved
 each finding's fix, a `# noqa` for the line, and a fix-all as code actions. pygls is imported
 only when the server starts, so the rest of gradlint never needs it.
 
+The event loop never lints: lints and fix-alls run on worker threads under the CLI's time limit,
+so the server answers every request (shutdown too) while a slow file is analysed. A lint of a
+text the editor has since changed is stopped and its findings are never published; code actions
+are answered from the last lint of exactly the text in the editor.
+
 Positions: gradlint counts lines from 1 and columns from 1 in code points; LSP counts both from
 0 and columns in the code units the client and server agreed on (UTF-16 unless both said
 otherwise). Lines are split as Python and LSP both do, on `\\r\\n`, `\\r` and `\\n` only.
@@ -15,9 +20,9 @@ import asyncio
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import libcst as cst
@@ -27,7 +32,7 @@ from gradlint.batch import DEFAULT_TIMEOUT
 from gradlint.config import ConfigError, Settings, file_settings
 from gradlint.diagnostics import Diagnostic
 from gradlint.engine import fix_text, lint_text
-from gradlint.limits import Expired, run_bounded
+from gradlint.limits import Cancel, Cancelled, Expired, run_bounded
 from gradlint.parsing import NotAnalysed
 
 if TYPE_CHECKING:
@@ -45,6 +50,7 @@ DEBOUNCE_SECONDS = 0.2
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _NAME = re.compile(r"[^\W\d]\w*(?:\s*\.\s*[^\W\d]\w*)*")
 _CLOSING = {"(": ")", "[": "]"}
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
@@ -64,12 +70,21 @@ def _settings_for(path: str) -> Settings | None:
 
 
 def lint_document(
-    path: str, text: str, settings: Settings, timeout: float | None = DEFAULT_TIMEOUT
+    path: str,
+    text: str,
+    settings: Settings,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    cancel: Cancel | None = None,
 ) -> list[Diagnostic]:
     """Findings with their fixes; text that does not parse (yet) is one GL900, never an error.
-    Linted as the CLI lints a file: on a thread with a large stack, under its time limit."""
+    Linted as the CLI lints a file: on a thread with a large stack, under its time limit.
+    Raises Cancelled when `cancel` is called before the lint ends."""
     try:
-        diagnostics = run_bounded(lambda: lint_text(path, text, settings, with_fixes=True), timeout)
+        diagnostics = run_bounded(
+            lambda: lint_text(path, text, settings, with_fixes=True), timeout, cancel
+        )
+    except Cancelled:
+        raise
     except Expired:
         message = f"not analysed: took longer than the {timeout:g} s time limit"
         diagnostics = [Diagnostic("GL902", path, 1, 1, message)]
@@ -179,64 +194,151 @@ def noqa_insertion(line: str, code: str) -> tuple[int, int, str] | None:
 # --- the documents the editor has open -------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Linted:
+    """One text of a document and what gradlint says about it."""
+
+    text: str
+    settings: Settings | None  # None: the configuration excludes the file
+    findings: list[Diagnostic]
+
+    @property
+    def fixable(self) -> bool:
+        """Whether some finding has a fix that a fix-all under these settings would apply."""
+        settings = self.settings
+        return settings is not None and any(
+            d.fix is not None and (d.fix.applicability == "safe" or settings.unsafe_fixes)
+            for d in self.findings
+        )
+
+
+def lint_open_file(
+    path: str, text: str, timeout: float | None = DEFAULT_TIMEOUT, cancel: Cancel | None = None
+) -> Linted:
+    """`text` linted under the settings of the nearest configuration for `path`."""
+    settings = _settings_for(path)
+    found = [] if settings is None else lint_document(path, text, settings, timeout, cancel)
+    return Linted(text, settings, found)
+
+
+def fix_all(
+    text: str,
+    settings: Settings,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    cancel: Cancel | None = None,
+) -> tuple[str, int]:
+    """`text` with every applicable fix, as `gradlint check --fix` makes them, and their count;
+    no fix when the text cannot be analysed in time."""
+    try:
+        return run_bounded(lambda: fix_text(text, settings), timeout, cancel)
+    except (Expired, cst.ParserSyntaxError, NotAnalysed, RecursionError):
+        return text, 0
+
+
 @dataclass
 class Documents:
-    """The findings of each open document, kept until its text changes."""
+    """The last lint of each open document, and a way to stop the lint running for it.
 
-    linted: dict[str, tuple[str, list[Diagnostic]]] = field(default_factory=dict)
+    Used on the event loop only: the lints themselves run on worker threads.
+    """
 
-    def findings(self, uri: str, path: str, text: str) -> list[Diagnostic]:
-        cached = self.linted.get(uri)
-        if cached is not None and cached[0] == text:
-            return cached[1]
-        settings = _settings_for(path)
-        found = [] if settings is None else lint_document(path, text, settings)
-        self.linted[uri] = (text, found)
-        return found
+    timeout: float | None = DEFAULT_TIMEOUT
+    linted: dict[str, Linted] = field(default_factory=dict)
+    running: dict[str, Cancel] = field(default_factory=dict)
+
+    async def lint(self, uri: str, path: str, text: str) -> Linted:
+        """The lint of `text`, done off the event loop unless it is the last one done. A lint of
+        an older text is stopped; raises Cancelled when a newer one stops this one."""
+        last = self.linted.get(uri)
+        if last is not None and last.text == text:
+            return last
+        self.stop(uri)
+        cancel = self.running[uri] = Cancel()
+        try:
+            linted = await off_the_loop(
+                lambda: lint_open_file(path, text, self.timeout, cancel), cancel
+            )
+        finally:
+            if self.running.get(uri) is cancel:
+                del self.running[uri]
+        self.linted[uri] = linted
+        return linted
+
+    def last(self, uri: str, text: str) -> Linted | None:
+        """The last lint of the document if it was of exactly `text`."""
+        last = self.linted.get(uri)
+        return last if last is not None and last.text == text else None
+
+    def stop(self, uri: str) -> None:
+        cancel = self.running.pop(uri, None)
+        if cancel is not None:
+            cancel()
 
     def forget(self, uri: str) -> None:
+        self.stop(uri)
         self.linted.pop(uri, None)
+
+    def stop_all(self) -> None:
+        for uri in list(self.running):
+            self.stop(uri)
+
+
+async def off_the_loop(work: Callable[[], T], cancel: Cancel) -> T:
+    """`work()` on a worker thread, so the server goes on answering; when the awaiting task is
+    cancelled (a cancelled request, shutdown) the work is cancelled too."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, work)
+    except asyncio.CancelledError:
+        cancel()
+        raise
 
 
 # --- LSP ---------------------------------------------------------------------------------------
 
 
-def create_server() -> LanguageServer:
-    """A language server with gradlint's features; raises ImportError without pygls."""
+def create_server(timeout: float | None = DEFAULT_TIMEOUT) -> LanguageServer:
+    """A language server with gradlint's features; raises ImportError without pygls.
+
+    `timeout`: seconds for one lint or fix-all, as `gradlint check --timeout`."""
     from lsprotocol import types
     from pygls.lsp.server import LanguageServer
 
     server = LanguageServer(SOURCE, __version__)
-    documents = Documents()
+    documents = Documents(timeout)
 
-    async def publish(ls: LanguageServer, document: TextDocument) -> None:
-        # off the event loop: the server keeps answering while a document is linted
-        found = await asyncio.get_running_loop().run_in_executor(
-            None, documents.findings, document.uri, document.path, document.source
-        )
-        lines = split_lines(document.source)
+    async def publish(ls: LanguageServer, uri: str) -> None:
+        document = ls.workspace.get_text_document(uri)
+        version, text = document.version, document.source
+        try:
+            linted = await documents.lint(document.uri, document.path, text)
+        except Cancelled:  # a newer text (or closing the document) made this lint useless
+            return
+        if ls.workspace.get_text_document(uri) is not document or document.version != version:
+            return  # changed or closed meanwhile: never publish findings of an outdated text
+        lines = split_lines(text)
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=document.uri,
-                version=document.version,
-                diagnostics=[_to_lsp(d, lines, document) for d in found],
+                version=version,
+                diagnostics=[_to_lsp(d, lines, document) for d in linted.findings],
             )
         )
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: LanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-        await publish(ls, ls.workspace.get_text_document(params.text_document.uri))
+        await publish(ls, params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        documents.stop(uri)  # the running lint is of an older text: free its worker now
         await asyncio.sleep(DEBOUNCE_SECONDS)
-        document = ls.workspace.get_text_document(params.text_document.uri)
-        if document.version == params.text_document.version:  # else a later change publishes
-            await publish(ls, document)
+        if ls.workspace.get_text_document(uri).version == params.text_document.version:
+            await publish(ls, uri)  # else a later change publishes
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: LanguageServer, params: types.DidSaveTextDocumentParams) -> None:
-        await publish(ls, ls.workspace.get_text_document(params.text_document.uri))
+        await publish(ls, params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -245,13 +347,56 @@ def create_server() -> LanguageServer:
             types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
         )
 
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: LanguageServer, params: None) -> None:
+        documents.stop_all()
+
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, FIX_ALL_KIND]),
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.QuickFix, FIX_ALL_KIND], resolve_provider=True
+        ),
     )
-    def code_action(ls: LanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    async def code_action(
+        ls: LanguageServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction]:
+        # from the last lint of exactly this text, never a lint of its own: before the first
+        # lint of a new text ends, there is nothing to offer yet
         document = ls.workspace.get_text_document(params.text_document.uri)
-        return _code_actions(documents, document, params)
+        linted = documents.last(document.uri, document.source)
+        if linted is None:
+            return []
+        actions = _quick_fixes(linted.findings, document, params)
+        if linted.fixable and _wanted(FIX_ALL_KIND, params.context.only):
+            offer = _unresolved_fix_all(document)
+            if _resolves_edits(ls.client_capabilities):
+                actions.append(offer)  # its edit is computed when the user picks it
+            elif (fix_all_action := await resolve_fix_all(ls, offer)).edit is not None:
+                actions.append(fix_all_action)
+        return actions
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(ls: LanguageServer, action: types.CodeAction) -> types.CodeAction:
+        return await resolve_fix_all(ls, action)
+
+    async def resolve_fix_all(ls: LanguageServer, action: types.CodeAction) -> types.CodeAction:
+        """The fix-all with its edit, computed off the loop under the lint's time limit; without
+        an edit when the document changed since it was offered or nothing could be fixed."""
+        if not isinstance(action.data, dict) or not isinstance(action.data.get("uri"), str):
+            return action  # not a fix-all this server offered
+        uri, version = action.data["uri"], action.data.get("version")
+        document = ls.workspace.get_text_document(uri)
+        text = document.source
+        linted = documents.last(uri, text)
+        if document.version != version or linted is None or linted.settings is None:
+            return action
+        settings, cancel = linted.settings, Cancel()
+        fixed, count = await off_the_loop(
+            lambda: fix_all(text, settings, documents.timeout, cancel), cancel
+        )
+        if count and document.version == version:
+            action.edit = types.WorkspaceEdit(changes={uri: [_file_edit(document, text, fixed)]})
+        return action
 
     return server
 
@@ -323,20 +468,38 @@ def _wanted(kind: str, only: Sequence[str] | None) -> bool:
     return only is None or any(kind == o or kind.startswith(f"{o}.") for o in only)
 
 
-def _code_actions(
-    documents: Documents, document: TextDocument, params: types.CodeActionParams
-) -> list[types.CodeAction]:
+def _resolves_edits(capabilities: types.ClientCapabilities) -> bool:
+    """Whether the client asks for a code action's edit only when the user picks the action."""
+    code_action = capabilities.text_document and capabilities.text_document.code_action
+    resolve = code_action and code_action.resolve_support
+    return bool(resolve and "edit" in resolve.properties)
+
+
+def _unresolved_fix_all(document: TextDocument) -> types.CodeAction:
+    """The fix-all without its edit, which takes a re-analysis per fix round to compute."""
     from lsprotocol import types
 
+    return types.CodeAction(
+        title="Fix all gradlint findings",
+        kind=FIX_ALL_KIND,
+        data={"uri": document.uri, "version": document.version},
+    )
+
+
+def _quick_fixes(
+    found: Sequence[Diagnostic], document: TextDocument, params: types.CodeActionParams
+) -> list[types.CodeAction]:
+    """Each finding's fix and a `# noqa` for its line, for the findings in the asked range."""
+    from lsprotocol import types
+
+    if not _wanted(types.CodeActionKind.QuickFix, params.context.only):
+        return []
     text = document.source
-    found = documents.findings(document.uri, document.path, text)
     lines = split_lines(text)
-    only = params.context.only
     first, last = params.range.start.line, params.range.end.line
     actions: list[types.CodeAction] = []
-    quick_fixes = _wanted(types.CodeActionKind.QuickFix, only)
     for diagnostic in found:
-        if not (quick_fixes and first <= diagnostic.line - 1 <= last):
+        if not first <= diagnostic.line - 1 <= last:
             continue
         lsp_diagnostic = [_to_lsp(diagnostic, lines, document)]
         fix = diagnostic.fix
@@ -367,22 +530,6 @@ def _code_actions(
                     diagnostics=lsp_diagnostic,
                     edit=types.WorkspaceEdit(
                         changes={document.uri: [_line_edit(document, lines, line, *insertion)]}
-                    ),
-                )
-            )
-    settings = _settings_for(document.path) if any(d.fix for d in found) else None
-    if settings is not None and _wanted(FIX_ALL_KIND, only):
-        try:
-            fixed, count = run_bounded(lambda: fix_text(text, settings), DEFAULT_TIMEOUT)
-        except (Expired, cst.ParserSyntaxError, NotAnalysed, RecursionError):
-            count = 0
-        if count:
-            actions.append(
-                types.CodeAction(
-                    title="Fix all gradlint findings",
-                    kind=FIX_ALL_KIND,
-                    edit=types.WorkspaceEdit(
-                        changes={document.uri: [_file_edit(document, text, fixed)]}
                     ),
                 )
             )
