@@ -11,8 +11,9 @@ model make that owner unknown on the path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import libcst as cst
 
@@ -89,6 +90,9 @@ class Outcome:
     continues: set[State] = field(default_factory=set)
     returns: set[State] = field(default_factory=set)
 
+    def copy(self) -> Outcome:
+        return Outcome(set(self.normal), set(self.breaks), set(self.continues), set(self.returns))
+
     def merge(self, other: Outcome) -> None:
         self.breaks |= other.breaks
         self.continues |= other.continues
@@ -139,6 +143,14 @@ class Flow:
         # syntax facts asked again on every pass over a loop, kept per node
         self._calls_cache: dict[int, list[cst.Call]] = {}
         self._assigned_cache: dict[int, set[str]] = {}
+        # what following a function's body from one state gives: the states it ends in and the
+        # findings proved on the way (see `_inline`); the findings proved by the bodies being
+        # followed now, innermost last
+        self._locals_cache: dict[int, set[str]] = {}
+        self._summaries: dict[
+            tuple[object, frozenset[State]], tuple[Outcome, tuple[gs.Finding, ...]]
+        ] = {}
+        self._proved: list[list[gs.Finding]] = []
         self.scopes_abandoned = 0
         # (scope id, why) of each scope given up on: reported (GL902), never silently passed
         self.abandoned: list[tuple[int, str]] = []
@@ -224,7 +236,11 @@ class Flow:
         if isinstance(stmt, cst.If):
             return self._if(stmt, states, ctx)
         if isinstance(stmt, (cst.For, cst.While)):
-            return self._loop(stmt, states, ctx)
+            return self._remembered(
+                (id(stmt), _context_key(ctx)),
+                frozenset(states),
+                lambda: self._loop(stmt, states, ctx),
+            )
         if isinstance(stmt, (cst.Try, cst.TryStar)):
             return self._try(stmt, states, ctx)
         if isinstance(stmt, cst.With):
@@ -378,13 +394,19 @@ class Flow:
         } - {None}
         body_ctx = replace(ctx, loops=(*ctx.loops, loop), leaving=False)
         entry = {replace(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
+        # Each pass follows only the states not followed before (every state's path is its
+        # own: following a set is following each of its states), so a loop inside loops costs
+        # what its distinct states cost, not that times the passes of every enclosing loop.
         head = set(entry)
-        body: Outcome | None = None
+        todo = head
+        body = Outcome()
         for _ in range(MAX_LOOP_PASSES):
-            ready = head
+            ready = todo
             if isinstance(stmt, cst.While):
-                ready = self._calls(stmt.test, head, ctx)
-            body = self._block(body_of(stmt.body), ready, body_ctx)
+                ready = self._calls(stmt.test, todo, ctx)
+            this_pass = self._block(body_of(stmt.body), ready, body_ctx)
+            body.merge(this_pass)
+            body.normal = _bounded(body.normal | this_pass.normal)
             ends = body.normal | body.continues
             back = {
                 _next_iteration(s, assigned, loop)
@@ -392,12 +414,12 @@ class Flow:
                 if (loop_id, True) not in s.last_pass
             }
             new_head = _bounded(entry | back)
-            if new_head == head:
+            todo = new_head - head
+            if not todo:
                 break
-            head = new_head
+            head |= todo
         # Without a fixpoint (merged paths can keep changing shape) the passes followed so far
         # still describe real paths: what they show holds, some later pass may go unseen.
-        assert body is not None
         # the loop ends after a pass that may be its last (`i + 1 == len(xs)` not known false)
         exhausted = (
             set()
@@ -675,10 +697,6 @@ class Flow:
         # the callee's parameters shadow the caller's names; literal arguments are known values
         parameters = set(parameter_names(callee))
         flags = literal_arguments(callee, call)
-        states = {
-            replace(_forget(s, parameters), assumed=_forget(s, parameters).assumed | flags)
-            for s in states
-        }
         inner = Context(
             names=Names(aliases=aliases, via=path),
             cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
@@ -687,8 +705,76 @@ class Flow:
             inlining=(*ctx.inlining, id(callee)),
             scope=id(callee),
         )
-        out = self._block(body_of(callee.body), states, inner)
-        return {_forget(s, parameters) for s in out.normal | out.returns}
+        # what following the body depends on besides the states (see `_remembered`)
+        key = (
+            id(callee),
+            id(call),
+            path,
+            tuple(sorted(aliases.items())),
+            tuple(tuple(sorted((n, id(f)) for n, f in d.items())) for d in ctx.local_defs),
+            ctx.leaving,
+            ctx.inlining,
+        )
+        # callers' states differ mostly in what the callee cannot see: group them by it
+        groups: dict[State, set[State]] = {}
+        for s in states:
+            entering = _forget(s, parameters)
+            entering = replace(entering, assumed=entering.assumed | flags)
+            seen = _callee_view(entering, ctx)
+            hidden = replace(
+                s,
+                owners=(),
+                background=frozenset(),
+                assumed=frozenset(),
+                residues=s.residues - seen.residues,
+            )
+            groups.setdefault(hidden, set()).add(seen)
+        result: set[State] = set()
+        local = parameters | self._locals(callee)
+        for hidden, group in groups.items():
+            out = self._remembered(
+                key,
+                frozenset(group),
+                partial(self._block, body_of(callee.body), group, inner),
+            )
+            # the callee's own names end with the call: what was known of them goes too
+            result |= {_restored(_drop_locals(o, local), hidden) for o in out.normal | out.returns}
+        return _bounded(result)
+
+    def _remembered(
+        self, key: object, states: frozenset[State], follow: Callable[[], Outcome]
+    ) -> Outcome:
+        """What `follow()` gives from `states`, computed once per `key` and set of states.
+
+        A body is met again and again with the same states: on every pass of each enclosing
+        loop, and in each call of a function. What it gives, and the findings it proves on the
+        way (recorded again when the answer is reused), depend on nothing else."""
+        known = self._summaries.get((key, states))
+        if known is not None:
+            for finding in known[1]:
+                self._record(finding)
+            return known[0].copy()
+        self._proved.append([])
+        try:
+            outcome = follow()
+        finally:
+            found = self._proved.pop()
+        self._summaries[(key, states)] = (outcome.copy(), tuple(found))
+        return outcome
+
+    def _locals(self, callee: cst.FunctionDef) -> set[str]:
+        """The plain names a function binds (not those it declares global or nonlocal)."""
+        found = self._locals_cache.get(id(callee))
+        if found is None:
+            shared = {
+                name.name.value
+                for node in walk(callee.body)
+                if isinstance(node, (cst.Global, cst.Nonlocal))
+                for name in node.names
+            }
+            bound = {n for n in assigned_targets(callee.body) if "." not in n}
+            found = self._locals_cache[id(callee)] = bound - shared
+        return found
 
     def _opaque(self, call: cst.Call, states: set[State], ctx: Context) -> set[State]:
         """A call we cannot see into may reset or update whatever owner it receives."""
@@ -738,6 +824,8 @@ class Flow:
         return names
 
     def _record(self, finding: gs.Finding) -> None:
+        for proved in self._proved:
+            proved.append(finding)
         if isinstance(finding, gs.StaleGradient):
             key = ("GL001", finding.backward.line, finding.backward.col, finding.owner)
         else:
@@ -767,6 +855,54 @@ def _constructed(value: cst.BaseExpression) -> bool:
     if isinstance(value, cst.Tuple) and value.elements:
         return all(_constructed(e.value) for e in value.elements)
     return False
+
+
+def _context_key(ctx: Context) -> tuple[object, ...]:
+    """Everything of a context that following a statement depends on, hashable."""
+    names = ctx.names
+    return (
+        tuple(sorted(names.aliases.items())),
+        tuple(sorted(names.params.items())),
+        names.via,
+        ctx.cls,
+        tuple(id(defs) for defs in ctx.local_defs),  # filled as the body runs: by identity
+        ctx.loops,
+        ctx.leaving,
+        ctx.inlining,
+        ctx.scope,
+        ctx.per_call,
+    )
+
+
+def _callee_view(s: State, ctx: Context) -> State:
+    """What a called function can see of the caller's state: not which of the caller's loops
+    are in their first or last pass, nor the caller's local counters (a function body names
+    only its own loops; attributes and module-level counters it may test)."""
+    residues = s.residues
+    if ctx.scope != MODULE:
+        residues = frozenset(r for r in residues if "." in r.counter)
+    if not (s.first or s.last_pass) and residues == s.residues:
+        return s
+    return replace(s, first=frozenset(), last_pass=frozenset(), residues=residues)
+
+
+def _drop_locals(s: State, names: set[str]) -> State:
+    """`s` without the conditions and counters that read any of `names` (a returning function's
+    locals): they can never be tested again, and keeping them only multiplies the states."""
+    s = _forget(s, names)
+    kept = frozenset(
+        r for r in s.residues if r.counter not in names and not (condition_names(r.modulus) & names)
+    )
+    return s if kept == s.residues else replace(s, residues=kept)
+
+
+def _restored(out: State, hidden: State) -> State:
+    """A state the called function ended in, with what `_callee_view` hid from it restored."""
+    if not (hidden.first or hidden.last_pass or hidden.residues):
+        return out
+    return replace(
+        out, first=hidden.first, last_pass=hidden.last_pass, residues=out.residues | hidden.residues
+    )
 
 
 def _sync_or_not(s: State) -> tuple[State, State]:
