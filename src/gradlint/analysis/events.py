@@ -8,14 +8,13 @@ the caller's objects, the loop variable of a loop over a model's parameters).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Union
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gradlint.analysis.owners import Knowledge, strip_wrapper
+from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk, written
 
 _IN_PLACE_UPDATES = frozenset(
@@ -24,24 +23,6 @@ _IN_PLACE_UPDATES = frozenset(
 BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
 # torch.distributed.autograd (often imported as dist_autograd): backward(context_id, losses)
 _DISTRIBUTED_AUTOGRAD = re.compile(r"(?:^|\.)(?:dist_autograd|distributed\.autograd)$")
-
-
-class Positions:
-    """Line and column of nodes, computed for the whole module on first use only.
-
-    Resolving positions costs as much as printing the module, so clean files never pay it.
-    """
-
-    def __init__(self, module: cst.Module):
-        self.module = module
-        self._found: Mapping[cst.CSTNode, CodeRange] | None = None
-
-    def of(self, node: cst.CSTNode) -> tuple[int, int]:
-        if self._found is None:
-            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-            self._found = wrapper.resolve(PositionProvider)
-        found = self._found.get(node)
-        return (found.start.line, found.start.column) if found is not None else (0, 0)
 
 
 @dataclass(frozen=True)

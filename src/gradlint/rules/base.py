@@ -8,8 +8,9 @@ from functools import cached_property
 
 import libcst as cst
 
-from gradlint.analysis.events import Positions, Site
+from gradlint.analysis.events import Site
 from gradlint.analysis.owners import Knowledge, scan_module
+from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import Listing, listing
 from gradlint.tree import Tree
 from gradlint.triggers import Trigger

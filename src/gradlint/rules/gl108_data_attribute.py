@@ -8,8 +8,8 @@ from typing import Union
 
 import libcst as cst
 
-from gradlint.analysis.events import Positions
 from gradlint.analysis.order import decorated_no_grad, disables_grad, torch_no_grad_spelling
+from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import code_of, dotted, last_name
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
