@@ -92,7 +92,17 @@ def _is_node(value: object) -> bool:
 
 
 def code_of(node: cst.CSTNode) -> str:
-    """Source text of an expression with all white space removed: the key we compare by."""
+    """Source text of an expression with all white space removed: the key we compare by.
+
+    Printing a node costs a walk of it; the same nodes are asked for on every pass of a loop,
+    so while a listing is active the text of its nodes is kept (only of its nodes: the id of a
+    node made and dropped during the analysis may be reused)."""
+    active = _ACTIVE.get()
+    if active is not None and id(node) in active.index:
+        known = active.code.get(id(node))
+        if known is None:
+            known = active.code[id(node)] = "".join(_EMPTY.code_for_node(node).split())
+        return known
     return "".join(_EMPTY.code_for_node(node).split())
 
 
@@ -143,6 +153,7 @@ class Listing:
     kids: dict[int, list[cst.CSTNode]]  # id(node) -> its children
     by_type: dict[type, list[cst.CSTNode]]  # node class -> its nodes, in walk order
     bound: dict[int, frozenset[str]] = dataclasses.field(default_factory=dict)  # memo
+    code: dict[int, str] = dataclasses.field(default_factory=dict)  # memo of `code_of`
 
     def of_type(self, *kinds: type) -> list[cst.CSTNode]:
         """The nodes of these exact classes, in walk order: scans look at what they need
@@ -217,7 +228,7 @@ def assigned_targets(node: cst.CSTNode) -> set[str]:
     Asked again and again for the same statements, so kept per node while a listing is active.
     """
     active = _ACTIVE.get()
-    if active is not None:
+    if active is not None and id(node) in active.index:  # see `code_of`
         known = active.bound.get(id(node))
         if known is None:
             known = active.bound[id(node)] = frozenset(_assigned_targets(node))
