@@ -300,9 +300,11 @@ SLOW_SERVER = textwrap.dedent(
             raise
 
     def lint_text(path, text, settings, with_fixes=False):
-        log("lint")
+        log("fixes" if with_fixes else "lint")
         if "# SLOW LINT" in text:
             wait("lint")
+        if with_fixes and "# SLOW FIXES" in text:
+            wait("fixes")
         return real_lint(path, text, settings, with_fixes=with_fixes)
 
     def fix_text(text, settings):
@@ -316,6 +318,7 @@ SLOW_SERVER = textwrap.dedent(
 )
 SLOW_LINT = BUGGY + "# SLOW LINT\n"
 SLOW_FIX = BUGGY + "# SLOW FIX\n"
+SLOW_FIXES = BUGGY + "# SLOW FIXES\n"
 PROMPTLY = 5  # seconds for a reply while the slow lint or fix-all would take 60
 RESOLVES_EDITS = types.ClientCapabilities(
     text_document=types.TextDocumentClientCapabilities(
@@ -419,6 +422,32 @@ def test_the_fix_all_is_computed_when_picked_and_off_the_loop(tmp_path: Path) ->
         with pytest.raises(JsonRpcRequestCancelled):
             await asyncio.wait_for(resolving, PROMPTLY)
         await asyncio.wait_for(_logged(log, "fix stopped"), PROMPTLY)
+        await _stops_promptly(session)
+
+    _run(scenario)
+
+
+def test_findings_are_published_before_their_fixes_are_made(tmp_path: Path) -> None:
+    """Checking fixes costs several analyses: the diagnostics do not wait for them, code actions
+    do (off the event loop), and the fixes of a text that changed are stopped."""
+    uri, log = (tmp_path / "train.py").as_uri(), tmp_path / "events.log"
+
+    async def scenario(session: Session) -> None:
+        await session.start(types.ClientCapabilities(), *_slow_server(log))
+        session.open(uri, SLOW_FIXES)
+        (diagnostic,) = await asyncio.wait_for(session.diagnostics(uri, 1), PROMPTLY)
+        await _logged(log, "fixes started")
+        asking = asyncio.ensure_future(session.actions(uri, diagnostic))
+        await asyncio.sleep(0.5)
+        assert not asking.done()  # the fix is not made yet: the answer waits for it
+        session.change(uri, 2, BUGGY)
+        await asyncio.wait_for(_logged(log, "fixes stopped"), PROMPTLY)
+        titles = [a.title for a in await asyncio.wait_for(asking, PROMPTLY)]
+        # the old text's fixes were stopped: at most its noqa is offered
+        assert titles in ([], ["Disable GL001 for this line"])
+        await asyncio.wait_for(session.diagnostics(uri, 2), PROMPTLY)
+        actions = await asyncio.wait_for(session.actions(uri, diagnostic), PROMPTLY)
+        assert len(actions) == 3  # this text's fix, the noqa and the fix-all
         await _stops_promptly(session)
 
     _run(scenario)

@@ -34,6 +34,7 @@ from gradlint.diagnostics import Diagnostic
 from gradlint.engine import fix_text, lint_text
 from gradlint.limits import Cancel, Cancelled, Expired, run_bounded
 from gradlint.parsing import NotAnalysed
+from gradlint.rules.catalogue import CATALOGUE
 
 if TYPE_CHECKING:
     from lsprotocol import types
@@ -45,7 +46,7 @@ INSTALL_HINT = 'pip install "torch-gradlint[lsp]"'  # the distribution's name, n
 SOURCE = "gradlint"
 FIX_ALL_KIND = "source.fixAll.gradlint"
 # Typing bursts are linted once, after this pause; open and save are linted at once.
-DEBOUNCE_SECONDS = 0.2
+DEBOUNCE_SECONDS = 0.1
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _NAME = re.compile(r"[^\W\d]\w*(?:\s*\.\s*[^\W\d]\w*)*")
@@ -75,13 +76,15 @@ def lint_document(
     settings: Settings,
     timeout: float | None = DEFAULT_TIMEOUT,
     cancel: Cancel | None = None,
+    with_fixes: bool = False,
 ) -> list[Diagnostic]:
-    """Findings with their fixes; text that does not parse (yet) is one GL900, never an error.
-    Linted as the CLI lints a file: on a thread with a large stack, under its time limit.
-    Raises Cancelled when `cancel` is called before the lint ends."""
+    """Findings (with their fixes if asked: checking them costs several analyses); text that
+    does not parse (yet) is one GL900, never an error. Linted as the CLI lints a file: on a
+    thread with a large stack, under its time limit. Raises Cancelled when `cancel` is called
+    before the lint ends."""
     try:
         diagnostics = run_bounded(
-            lambda: lint_text(path, text, settings, with_fixes=True), timeout, cancel
+            lambda: lint_text(path, text, settings, with_fixes=with_fixes), timeout, cancel
         )
     except Cancelled:
         raise
@@ -201,6 +204,7 @@ class Linted:
     text: str
     settings: Settings | None  # None: the configuration excludes the file
     findings: list[Diagnostic]
+    with_fixes: bool = False  # the findings carry their fixes (else they come later)
 
     @property
     def fixable(self) -> bool:
@@ -213,12 +217,18 @@ class Linted:
 
 
 def lint_open_file(
-    path: str, text: str, timeout: float | None = DEFAULT_TIMEOUT, cancel: Cancel | None = None
+    path: str,
+    text: str,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    cancel: Cancel | None = None,
+    with_fixes: bool = False,
 ) -> Linted:
     """`text` linted under the settings of the nearest configuration for `path`."""
     settings = _settings_for(path)
-    found = [] if settings is None else lint_document(path, text, settings, timeout, cancel)
-    return Linted(text, settings, found)
+    found = (
+        [] if settings is None else lint_document(path, text, settings, timeout, cancel, with_fixes)
+    )
+    return Linted(text, settings, found, with_fixes or settings is None)
 
 
 def fix_all(
@@ -237,42 +247,73 @@ def fix_all(
 
 @dataclass
 class Documents:
-    """The last lint of each open document, and a way to stop the lint running for it.
+    """The last lint of each open document, and a way to stop the lints running for it.
 
-    Used on the event loop only: the lints themselves run on worker threads.
+    A text is linted twice: first for its findings, which are published at once, then for
+    their fixes (checking a fix costs an analysis of the fixed text), which only code actions
+    need. Used on the event loop only: the lints themselves run on worker threads.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
     linted: dict[str, Linted] = field(default_factory=dict)
     running: dict[str, Cancel] = field(default_factory=dict)
+    fixing: dict[str, asyncio.Task[Linted | None]] = field(default_factory=dict)
 
     async def lint(self, uri: str, path: str, text: str) -> Linted:
-        """The lint of `text`, done off the event loop unless it is the last one done. A lint of
-        an older text is stopped; raises Cancelled when a newer one stops this one."""
+        """The findings of `text`, found off the event loop unless it is the last text linted;
+        the fixes are then made in the background. A lint of an older text is stopped; raises
+        Cancelled when a newer one stops this one."""
         last = self.linted.get(uri)
         if last is not None and last.text == text:
             return last
         self.stop(uri)
+        linted = await self._off_the_loop(uri, path, text, with_fixes=False)
+        self.linted[uri] = linted
+        if not linted.with_fixes and any(CATALOGUE[d.code].fixable for d in linted.findings):
+            self.fixing[uri] = asyncio.ensure_future(self._fixes(uri, path, text))
+        return linted
+
+    async def _fixes(self, uri: str, path: str, text: str) -> Linted | None:
+        try:
+            linted = await self._off_the_loop(uri, path, text, with_fixes=True)
+        except Cancelled:
+            return None
+        last = self.linted.get(uri)
+        if last is None or last.text != text:
+            return None
+        self.linted[uri] = linted
+        return linted
+
+    async def _off_the_loop(self, uri: str, path: str, text: str, with_fixes: bool) -> Linted:
         cancel = self.running[uri] = Cancel()
         try:
-            linted = await off_the_loop(
-                lambda: lint_open_file(path, text, self.timeout, cancel), cancel
+            return await off_the_loop(
+                lambda: lint_open_file(path, text, self.timeout, cancel, with_fixes), cancel
             )
         finally:
             if self.running.get(uri) is cancel:
                 del self.running[uri]
-        self.linted[uri] = linted
-        return linted
 
     def last(self, uri: str, text: str) -> Linted | None:
         """The last lint of the document if it was of exactly `text`."""
         last = self.linted.get(uri)
         return last if last is not None and last.text == text else None
 
+    async def last_with_fixes(self, uri: str, text: str) -> Linted | None:
+        """The last lint of exactly `text`, with its fixes once they are made (waiting for
+        them off the event loop); without them if making them was stopped."""
+        last = self.last(uri, text)
+        task = self.fixing.get(uri)
+        if last is None or last.with_fixes or task is None:
+            return last
+        await asyncio.shield(task)  # a code action given up on must not stop the fixes
+        return self.last(uri, text)
+
     def stop(self, uri: str) -> None:
         cancel = self.running.pop(uri, None)
         if cancel is not None:
             cancel()
+        self.fixing.pop(uri, None)
 
     def forget(self, uri: str) -> None:
         self.stop(uri)
@@ -363,7 +404,7 @@ def create_server(timeout: float | None = DEFAULT_TIMEOUT) -> LanguageServer:
         # from the last lint of exactly this text, never a lint of its own: before the first
         # lint of a new text ends, there is nothing to offer yet
         document = ls.workspace.get_text_document(params.text_document.uri)
-        linted = documents.last(document.uri, document.source)
+        linted = await documents.last_with_fixes(document.uri, document.source)
         if linted is None:
             return []
         actions = _quick_fixes(linted.findings, document, params)
