@@ -44,7 +44,7 @@ def loaded(*args: str, cwd: Path) -> list[str]:
     return [m for m in modules if m.startswith(HEAVY)]
 
 
-@pytest.mark.parametrize("args", [["--version"], ["rules"], ["check", "--help"]])
+@pytest.mark.parametrize("args", [["--version"], ["rules"], ["--help"], ["check", "--help"]])
 def test_commands_that_read_no_source_load_no_analysis(args: list[str], tmp_path: Path) -> None:
     assert loaded(*args, cwd=tmp_path) == []
 
@@ -74,3 +74,18 @@ def test_the_catalogue_is_written_from_the_rules() -> None:
             rule.fixable,
             rule.triggers,
         )
+
+
+def test_help_lists_every_command_as_click_would_without_importing_them() -> None:
+    """`gradlint --help` shows the lazy commands' help from the table in cli.py: the same
+    lines click prints after importing them."""
+    import click
+
+    from gradlint.cli import main
+
+    ctx = click.Context(main, info_name="gradlint")
+    ours, clicks = click.HelpFormatter(width=80), click.HelpFormatter(width=80)
+    main.format_commands(ctx, ours)
+    click.Group.format_commands(main, ctx, clicks)  # imports every command for its help
+    assert ours.getvalue() == clicks.getvalue()
+    assert "server" in ours.getvalue() and "trace" in ours.getvalue()

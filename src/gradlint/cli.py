@@ -71,7 +71,18 @@ class _Commands(click.Group):
     `trace` and `server` are imported only when run (or listed in a help page): other commands
     must not pay for the runtime tracer and the language server at start-up."""
 
-    lazy = {"trace": "gradlint.trace.command:trace", "server": "gradlint.server:server"}
+    # name -> (module:attribute, its one-line help for `gradlint --help`; a test compares it)
+    lazy = {
+        "trace": (
+            "gradlint.trace.command:trace",
+            "Run SCRIPT with ARGS (as `python SCRIPT ARGS`) and report the stale (GL001) and "
+            "discarded (GL002) gradients that autograd saw.",
+        ),
+        "server": (
+            "gradlint.server:server",
+            "Run the language server on standard input and output (for editors).",
+        ),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -79,10 +90,25 @@ class _Commands(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.lazy:
             return super().get_command(ctx, cmd_name)
-        module, _, name = self.lazy[cmd_name].partition(":")
+        module, _, name = self.lazy[cmd_name][0].partition(":")
         command = getattr(importlib.import_module(module), name)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `--help`, without importing the lazy commands for their help:
+        a stand-in command with the same help text gives click's own short form of it."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                command: click.Command | None = click.Command(name, help=self.lazy[name][1])
+            else:
+                command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
