@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
@@ -66,13 +66,19 @@ def max_jobs() -> int:
     return MAX_JOBS_PER_CORE * default_jobs()
 
 
-def lint_files(tasks: Sequence[Task], options: Options) -> list[FileResult]:
+def lint_files(
+    tasks: Sequence[Task], options: Options, done: Callable[[], None] | None = None
+) -> list[FileResult]:
+    """One result per task, in order; `done()` is called as each file is finished (for a
+    progress indicator)."""
+    done = done or _nothing
     results: list[FileResult | None] = [None] * len(tasks)
     pending: list[tuple[int, Task, bytes, str | None]] = []
     for index, task in enumerate(tasks):
-        done, data = _without_analysis(task, options)
-        if done is not None:
-            results[index] = done
+        finished, data = _without_analysis(task, options)
+        if finished is not None:
+            results[index] = finished
+            done()
             continue
         key = None
         if options.cache is not None and not options.fix:
@@ -81,9 +87,10 @@ def lint_files(tasks: Sequence[Task], options: Options) -> list[FileResult]:
             cached = options.cache.get(key, task.path)
             if cached is not None:
                 results[index] = _kept(FileResult(task.path, cached, _text(task.path, data)))
+                done()
                 continue
         pending.append((index, task, data, key))
-    for (index, task, data, key), result in zip(pending, _run(pending, options)):
+    for (index, task, data, key), result in zip(pending, _run(pending, options, done)):
         result = _written(result, data, task.settings, options)
         results[index] = _kept(result)
         if key is not None and options.cache is not None and _cacheable(result):
@@ -121,7 +128,15 @@ def _codes(settings: Settings) -> tuple[str, ...]:
     return tuple(settings.codes)
 
 
-def _run(pending: list[tuple[int, Task, bytes, str | None]], options: Options) -> list[FileResult]:
+def _nothing() -> None:
+    pass
+
+
+def _run(
+    pending: list[tuple[int, Task, bytes, str | None]],
+    options: Options,
+    done: Callable[[], None] = _nothing,
+) -> list[FileResult]:
     work = [(task.path, data, task.settings, options) for _, task, data, _ in pending]
     if not work:
         return []
@@ -130,8 +145,12 @@ def _run(pending: list[tuple[int, Task, bytes, str | None]], options: Options) -
     import gradlint.engine  # noqa: F401
 
     if options.jobs <= 1 and options.timeout is None:
-        return [_lint_one(*item) for item in work]
-    return _Workers(min(options.jobs, len(work)), options.timeout).run(work)
+        results = []
+        for item in work:
+            results.append(_lint_one(*item))
+            done()
+        return results
+    return _Workers(min(options.jobs, len(work)), options.timeout).run(work, done)
 
 
 def lint_data(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
@@ -155,7 +174,7 @@ class _Workers:
         method = "fork" if sys.platform == "linux" else None
         self.context = multiprocessing.get_context(method)
 
-    def run(self, work: list[Work]) -> list[FileResult]:
+    def run(self, work: list[Work], done: Callable[[], None] = _nothing) -> list[FileResult]:
         results: list[FileResult | None] = [None] * len(work)
         todo = list(range(len(work)))[::-1]
         idle: list[_Worker] = []
@@ -171,6 +190,7 @@ class _Workers:
                 for ready in wait(list(busy), timeout=self._wait_time(busy)):
                     conn = cast(Connection, ready)
                     worker, index, _ = busy.pop(conn)
+                    done()
                     try:
                         results[index], retiring = conn.recv()
                         if retiring:  # its analysis thread is stuck in native code
@@ -185,6 +205,7 @@ class _Workers:
                         del busy[conn]
                         worker.stop()
                         results[index] = _timed_out(work[index][0], work[index][3].timeout)
+                        done()
         finally:
             for worker in idle + [w for w, _, _ in busy.values()]:
                 worker.stop()

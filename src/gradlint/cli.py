@@ -37,6 +37,7 @@ from gradlint.limits import MAX_TIMEOUT
 from gradlint.report import format_option, render, summary
 from gradlint.report.full import diff
 from gradlint.report.options import DEFAULT_DOCS_URL, ReportOptions
+from gradlint.report.progress import Progress
 from gradlint.report.streams import OutputError, write_err, write_out
 from gradlint.rules.catalogue import CATALOGUE
 from gradlint.source import keep_untouched
@@ -211,6 +212,12 @@ def _timeout(ctx: click.Context, param: click.Parameter, value: float) -> float 
     help="Add `# noqa: CODE` to each line with a finding, keeping codes already there.",
 )
 @click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show how many files are done on stderr during long runs "
+    "(default: on a terminal, unless --quiet).",
+)
+@click.option(
     "--exit-non-zero-on-fix",
     is_flag=True,
     help="Exit 1 when --fix changed a file, even if no finding remains.",
@@ -247,6 +254,7 @@ def check(
     show_fixes: bool,
     add_noqa: bool,
     exit_non_zero_on_fix: bool,
+    progress: bool | None,
     docs_url: str,
 ) -> None:
     """Lint PATHS (files or folders; `-` reads standard input)."""
@@ -301,7 +309,14 @@ def check(
             elif _identity(candidate.path) not in seen:  # overlapping paths, links: once
                 seen.add(_identity(candidate.path))
                 tasks.append(Task(candidate.path, config.settings_for(candidate.path)))
-    results.extend(lint_files(tasks, options))
+    terminal = _is_terminal(sys.stderr)
+    wanted = (terminal and not quiet) if progress is None else progress
+    shown = Progress(len(tasks), terminal) if wanted else None
+    try:
+        results.extend(lint_files(tasks, options, shown))
+    finally:
+        if shown is not None:
+            shown.close()
     if options.cache is not None:
         options.cache.prune()
     diagnostics = sorted(
@@ -354,6 +369,14 @@ def check(
         changed = any(r.fixed_text is not None for r in results)
         sys.exit(EXIT_FINDINGS if changed or not_analysed else EXIT_CLEAN)
     sys.exit(EXIT_FINDINGS if diagnostics else EXIT_CLEAN)
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):  # a closed stream
+        return False
 
 
 def _cache(folder: str) -> Cache | None:
