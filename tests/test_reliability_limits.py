@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -300,9 +301,11 @@ def test_jobs_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     seen: list[int] = []
     lint_files = batch.lint_files
 
-    def spy(tasks: list[batch.Task], options: batch.Options) -> list[engine.FileResult]:
+    def spy(
+        tasks: list[batch.Task], options: batch.Options, done: Callable[[], None] | None = None
+    ) -> list[engine.FileResult]:
         seen.append(options.jobs)
-        return lint_files(tasks, options)
+        return lint_files(tasks, options, done)
 
     monkeypatch.setattr("gradlint.cli.lint_files", spy)
     tree(tmp_path, {})

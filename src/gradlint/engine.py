@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import re
@@ -21,7 +22,7 @@ from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
 from gradlint.analysis.unit_window import unit_windows
 from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, FileResult, Fix, input_problem
-from gradlint.parsing import NotAnalysed, parse, split_lines
+from gradlint.parsing import NotAnalysed, parse_if, split_lines
 from gradlint.rules import gl001_stale_gradients as gl001
 from gradlint.rules import gl002_discarded_gradients as gl002
 from gradlint.rules import gl112_step_before_backward as gl112
@@ -29,7 +30,7 @@ from gradlint.rules.base import Context, Rule, Violation
 from gradlint.rules.registry import RULES
 from gradlint.source import UnreadableSource, decode, encode, keep_untouched
 from gradlint.tree import Tree
-from gradlint.triggers import matches
+from gradlint.triggers import code_words, matches
 
 # most time that formats showing fixes spend on each finding's own fix, after the combined check
 FIX_CHECK_SECONDS = 5.0
@@ -73,6 +74,11 @@ _OTHER_FRAMEWORK = re.compile(
 _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 
+def _parsed_for(rule: Rule) -> bool:
+    """The rule needs the module's tree (GL800 reads comments, GL9xx come from elsewhere)."""
+    return rule.code in FLOW_CODES or rule.check is not None
+
+
 def _triggered(rule: Rule, text: str) -> bool:
     return matches(text, rule.triggers)
 
@@ -89,11 +95,24 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
     """
     settings = settings or Settings()
     enabled = _enabled(settings)
-    flow = any(r.code in FLOW_CODES and _triggered(r, text) for r in enabled)
-    checks = [r for r in enabled if r.check is not None and _triggered(r, text)]
-    if not (flow or checks) or (_OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)):
+    candidates = [r for r in enabled if _parsed_for(r) and _triggered(r, text)]
+    if not candidates or (_OTHER_FRAMEWORK.search(text) and not _TORCH.search(text)):
         return Analysis(cst.Module(body=[]), [])
-    module = parse(text)
+    # the rules whose words occur in the code itself, not only in its strings and comments
+    chosen: list[Rule] = []
+
+    def wanted(tree: ast.AST) -> bool:
+        words = code_words(tree)
+        chosen.extend(r for r in candidates if words.matches(r.triggers))
+        return bool(chosen)
+
+    module = parse_if(text, wanted)
+    if module is None:
+        return Analysis(cst.Module(body=[]), [])
+    if not chosen:  # no CPython tree (a newer grammar): the text test decides
+        chosen = candidates
+    flow = any(r.code in FLOW_CODES for r in chosen)
+    checks = [r for r in chosen if r.check is not None]
     context = Context(module, text)
     findings: list[Finding] = []
     unanalysed: list[tuple[int, int, str]] = []

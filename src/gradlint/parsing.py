@@ -12,6 +12,7 @@ import io
 import re
 import sys
 import tokenize
+from collections.abc import Callable
 
 import libcst as cst
 
@@ -52,6 +53,15 @@ def parse(text: str) -> cst.Module:
     """libcst's tree of `text`, but only of what CPython accepts: CPython's parser bounds the
     nesting that would overflow libcst's stack, and its messages and positions are the ones
     people know. Raises libcst.ParserSyntaxError (GL900) or NotAnalysed (GL902)."""
+    module = parse_if(text, lambda tree: True)
+    assert module is not None
+    return module
+
+
+def parse_if(text: str, wanted: Callable[[ast.AST], bool]) -> cst.Module | None:
+    """`parse(text)`, or None when `wanted`, given CPython's tree, says libcst's is not needed
+    (it costs ten times as much to build). Source CPython rejects but libcst reads (a newer
+    grammar) has no CPython tree: it is parsed."""
     if len(text) > MAX_PARSED_CHARS:
         raise NotAnalysed(
             f"not analysed: larger than the {MAX_PARSED_CHARS:,} characters gradlint parses"
@@ -62,7 +72,7 @@ def parse(text: str) -> cst.Module:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(CPYTHON_RECURSION_LIMIT)
     try:
-        compile(text, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        tree = compile(text, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:  # also IndentationError, TabError
         found = _syntax_error(text, error.msg, error.lineno or 1, error.offset or 1)
         return _newer_grammar(text, found)
@@ -70,6 +80,8 @@ def parse(text: str) -> cst.Module:
         raise _syntax_error(text, "nesting too deep for the parser", 1, 1) from None
     finally:
         sys.setrecursionlimit(limit)
+    if not wanted(tree):
+        return None
     long_name = _LONG_DOTTED.search(text)
     if long_name is not None:
         line, col = _position(text, long_name.start())

@@ -1,16 +1,23 @@
-"""The cheap test that decides whether a file is parsed at all: does it contain a rule's words?
+"""The cheap tests that decide whether a file is parsed at all: does it contain a rule's words?
 
 A rule declares triggers; a file can hold a finding of the rule only if one trigger matches.
 A trigger is a word, or a tuple of words that must all occur. A word ending in `(` stands for a
 call: `backward(` also matches `backward (`. Plain substring tests keep this at the speed of
 reading the file; no libcst here, so the flake8 plugin can use it too.
+
+A file whose words occur only in strings, docstrings and comments (a callback's docs that say
+"called after `loss.backward()`") passes the text test; `CodeWords` tests the same words
+against CPython's tree of the file, which the parser builds anyway and which costs a tenth of
+libcst's, so that such a file is never given to libcst.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Union
 
 Trigger = Union[str, tuple[str, ...]]
@@ -41,3 +48,59 @@ def triggered(text: str, codes: Iterable[str]) -> bool:
     from gradlint.rules.catalogue import CATALOGUE
 
     return any(matches(text, CATALOGUE[code].triggers) for code in codes if code in CATALOGUE)
+
+
+@dataclass(frozen=True)
+class CodeWords:
+    """The words of a module's code, outside strings and comments."""
+
+    identifiers: frozenset[str]  # names, attributes, keywords, parameters, imports, definitions
+    attributes: frozenset[str]  # the names after a dot
+    calls: frozenset[str]  # what is called, dotted (`loss.backward`; `?` for a part not a name)
+
+    def matches(self, triggers: Iterable[Trigger]) -> bool:
+        """The text test of `matches`, with each word looked for in code only."""
+        return any(
+            all(self._has(word) for word in ((t,) if isinstance(t, str) else t)) for t in triggers
+        )
+
+    def _has(self, word: str) -> bool:
+        if word.endswith("("):  # a call of something whose text ends so
+            stem = word[:-1]
+            return any(call.endswith(stem) for call in self.calls)
+        if word.startswith("."):  # an attribute that starts so
+            rest = word[1:]
+            return any(name.startswith(rest) for name in self.attributes)
+        return any(word in name for name in self.identifiers)
+
+
+def code_words(tree: ast.AST) -> CodeWords:
+    identifiers: set[str] = set()
+    attributes: set[str] = set()
+    calls: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            identifiers.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            attributes.add(node.attr)
+        elif isinstance(node, ast.Call):
+            calls.add(_callee(node.func))
+        elif isinstance(node, (ast.keyword, ast.arg)):
+            identifiers.add(node.arg or "")
+        elif isinstance(node, ast.alias):
+            identifiers.update(node.name.split("."))
+            identifiers.add(node.asname or "")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            identifiers.add(node.name)
+        elif isinstance(node, ast.ImportFrom):
+            identifiers.update((node.module or "").split("."))
+    return CodeWords(frozenset(identifiers | attributes), frozenset(attributes), frozenset(calls))
+
+
+def _callee(func: ast.expr) -> str:
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    parts.append(func.id if isinstance(func, ast.Name) else "?")
+    return ".".join(reversed(parts))
