@@ -43,11 +43,33 @@ def _call(stem: str) -> re.Pattern[str]:
     return re.compile(re.escape(stem) + r"\s*\(")
 
 
-def triggered(text: str, codes: Iterable[str]) -> bool:
-    """Whether any of these rules may report something in this text (else it is not parsed)."""
+def triggered(text: str, codes: tuple[str, ...]) -> bool:
+    """Whether any of these rules may report something in this text (else it is not parsed).
+
+    Every file of a run is asked this, so a word several rules share is looked for once."""
+    found: dict[str, bool] = {}
+
+    def has(word: str) -> bool:
+        known = found.get(word)
+        if known is None:
+            known = found[word] = _all_words(text, (word,))
+        return known
+
+    return any(all(has(word) for word in trigger) for trigger in _triggers_of(codes))
+
+
+@functools.cache
+def _triggers_of(codes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """These rules' triggers, each as a tuple of words, without repeats."""
     from gradlint.rules.catalogue import CATALOGUE
 
-    return any(matches(text, CATALOGUE[code].triggers) for code in codes if code in CATALOGUE)
+    triggers = (
+        (t,) if isinstance(t, str) else t
+        for code in codes
+        if code in CATALOGUE
+        for t in CATALOGUE[code].triggers
+    )
+    return tuple(dict.fromkeys(triggers))
 
 
 @dataclass(frozen=True)
