@@ -72,7 +72,7 @@ def lsp_latency() -> tuple[float | None, str]:
     script = lsp_latency.default_script()
     seconds = statistics.median(lsp_latency.latencies(script, LSP_EDITS))
     lines = len(script.read_text(encoding="utf-8").splitlines())
-    return seconds, f"median of {LSP_EDITS} edits of a {lines}-line script, debounce included"
+    return seconds, f"median of {LSP_EDITS} edits of a {lines}-line script, each after a pause"
 
 
 def chosen_parts(args: argparse.Namespace) -> set[str]:

@@ -453,6 +453,25 @@ def test_findings_are_published_before_their_fixes_are_made(tmp_path: Path) -> N
     _run(scenario)
 
 
+def test_fixes_wait_for_the_text_to_rest_unless_a_code_action_asks(tmp_path: Path) -> None:
+    uri, log = (tmp_path / "train.py").as_uri(), tmp_path / "events.log"
+    resting = SLOW_SERVER.replace(
+        "server.create_server(", "server.FIXES_AFTER = 600\nserver.create_server("
+    )
+
+    async def scenario(session: Session) -> None:
+        await session.start(types.ClientCapabilities(), "-c", resting, str(log))
+        session.open(uri, BUGGY)
+        (diagnostic,) = await asyncio.wait_for(session.diagnostics(uri, 1), PROMPTLY)
+        await asyncio.sleep(0.5)
+        assert "fixes" not in _events(log)  # typing could go on: no fix is made yet
+        actions = await asyncio.wait_for(session.actions(uri, diagnostic), PROMPTLY)
+        assert len(actions) == 3 and _events(log).count("fixes") == 1
+        await _stops_promptly(session)
+
+    _run(scenario)
+
+
 def test_shutdown_during_a_lint(tmp_path: Path) -> None:
     uri, log = (tmp_path / "slow.py").as_uri(), tmp_path / "events.log"
 

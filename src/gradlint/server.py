@@ -21,6 +21,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -45,8 +46,11 @@ EXIT_ERROR = 2
 INSTALL_HINT = 'pip install "torch-gradlint[lsp]"'  # the distribution's name, not the import's
 SOURCE = "gradlint"
 FIX_ALL_KIND = "source.fixAll.gradlint"
-# Typing bursts are linted once, after this pause; open and save are linted at once.
+# A change after a quiet spell is linted at once; a change hard on the heels of another waits
+# this long (a burst of typing is linted once, at its end). Open and save are linted at once.
 DEBOUNCE_SECONDS = 0.1
+# the fixes of a text are made once it has rested this long, or when a code action asks
+FIXES_AFTER = 1.0
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _NAME = re.compile(r"[^\W\d]\w*(?:\s*\.\s*[^\W\d]\w*)*")
@@ -251,13 +255,16 @@ class Documents:
 
     A text is linted twice: first for its findings, which are published at once, then for
     their fixes (checking a fix costs an analysis of the fixed text), which only code actions
-    need. Used on the event loop only: the lints themselves run on worker threads.
+    need: once the text has rested for `FIXES_AFTER` seconds (typing on goes unslowed), or at
+    once when a code action asks. Used on the event loop only: the lints themselves run on
+    worker threads.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
     linted: dict[str, Linted] = field(default_factory=dict)
     running: dict[str, Cancel] = field(default_factory=dict)
     fixing: dict[str, asyncio.Task[Linted | None]] = field(default_factory=dict)
+    hurry: dict[str, asyncio.Event] = field(default_factory=dict)  # a code action waits
 
     async def lint(self, uri: str, path: str, text: str) -> Linted:
         """The findings of `text`, found off the event loop unless it is the last text linted;
@@ -270,10 +277,13 @@ class Documents:
         linted = await self._off_the_loop(uri, path, text, with_fixes=False)
         self.linted[uri] = linted
         if not linted.with_fixes and any(CATALOGUE[d.code].fixable for d in linted.findings):
-            self.fixing[uri] = asyncio.ensure_future(self._fixes(uri, path, text))
+            hurry = self.hurry[uri] = asyncio.Event()
+            self.fixing[uri] = asyncio.ensure_future(self._fixes(uri, path, text, hurry))
         return linted
 
-    async def _fixes(self, uri: str, path: str, text: str) -> Linted | None:
+    async def _fixes(self, uri: str, path: str, text: str, hurry: asyncio.Event) -> Linted | None:
+        with suppress(asyncio.TimeoutError):  # the text rested: make its fixes
+            await asyncio.wait_for(hurry.wait(), FIXES_AFTER)
         try:
             linted = await self._off_the_loop(uri, path, text, with_fixes=True)
         except Cancelled:
@@ -306,14 +316,20 @@ class Documents:
         task = self.fixing.get(uri)
         if last is None or last.with_fixes or task is None:
             return last
-        await asyncio.shield(task)  # a code action given up on must not stop the fixes
+        self.hurry[uri].set()
+        # neither stops the other: a code action given up on leaves the fixes to be made, and
+        # fixes stopped by a newer text end the wait
+        await asyncio.wait({task})
         return self.last(uri, text)
 
     def stop(self, uri: str) -> None:
         cancel = self.running.pop(uri, None)
         if cancel is not None:
             cancel()
-        self.fixing.pop(uri, None)
+        task = self.fixing.pop(uri, None)
+        if task is not None:
+            task.cancel()  # while it waits for the text to rest (once running, `cancel` above)
+        self.hurry.pop(uri, None)
 
     def forget(self, uri: str) -> None:
         self.stop(uri)
@@ -346,6 +362,7 @@ def create_server(timeout: float | None = DEFAULT_TIMEOUT) -> LanguageServer:
 
     server = LanguageServer(SOURCE, __version__)
     documents = Documents(timeout)
+    changed: dict[str, float] = {}  # when each document last changed (event loop time)
 
     async def publish(ls: LanguageServer, uri: str) -> None:
         document = ls.workspace.get_text_document(uri)
@@ -373,7 +390,10 @@ def create_server(timeout: float | None = DEFAULT_TIMEOUT) -> LanguageServer:
     async def did_change(ls: LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         documents.stop(uri)  # the running lint is of an older text: free its worker now
-        await asyncio.sleep(DEBOUNCE_SECONDS)
+        now = asyncio.get_running_loop().time()
+        previous, changed[uri] = changed.get(uri), now
+        if previous is not None and now - previous < DEBOUNCE_SECONDS:
+            await asyncio.sleep(DEBOUNCE_SECONDS)  # typing: lint once the burst ends
         if ls.workspace.get_text_document(uri).version == params.text_document.version:
             await publish(ls, uri)  # else a later change publishes
 
@@ -384,6 +404,7 @@ def create_server(timeout: float | None = DEFAULT_TIMEOUT) -> LanguageServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         documents.forget(params.text_document.uri)
+        changed.pop(params.text_document.uri, None)
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
         )
