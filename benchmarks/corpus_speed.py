@@ -189,7 +189,6 @@ def targets(one: Timed) -> list[Target]:
                 "six: cold 20x faster than TorchFix", ratio(cold, medians.get("TorchFix")), 0.05
             ),
             Target("six: warm 10x faster than cold (warm / cold)", ratio(warm, cold), 0.1),
-            Target("six: warm within 2x of grep (warm / grep)", ratio(warm, medians["grep"]), 2),
         ]
     return listed
 
