@@ -176,7 +176,9 @@ class _Workers:
 
     def run(self, work: list[Work], done: Callable[[], None] = _nothing) -> list[FileResult]:
         results: list[FileResult | None] = [None] * len(work)
-        todo = list(range(len(work)))[::-1]
+        # the largest files first (popped from the end): a large file started last would leave
+        # the other workers idle while it alone runs
+        todo = sorted(range(len(work)), key=lambda index: len(work[index][1]))
         idle: list[_Worker] = []
         busy: dict[Connection, tuple[_Worker, int, float]] = {}
         try:
