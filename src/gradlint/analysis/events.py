@@ -16,11 +16,11 @@ import libcst as cst
 from gradlint.analysis.owners import Knowledge, strip_wrapper
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk, written
+from gradlint.analysis.torch_api import BACKWARD_FUNCTIONS, backward_loss_name
 
 _IN_PLACE_UPDATES = frozenset(
     {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
 )
-BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
 # torch.distributed.autograd (often imported as dist_autograd): backward(context_id, losses)
 _DISTRIBUTED_AUTOGRAD = re.compile(r"(?:^|\.)(?:dist_autograd|distributed\.autograd)$")
 
@@ -157,7 +157,7 @@ class Recognizer:
         if method in BACKWARD_FUNCTIONS:
             if receiver is not None and _DISTRIBUTED_AUTOGRAD.search(receiver):
                 return None  # gradients go to the distributed autograd context, not `.grad`
-            return Backward(self.site(names, call), _loss_name(call, receiver_node))
+            return Backward(self.site(names, call), backward_loss_name(call))
         if method == "step" and receiver is not None:
             if receiver in self.knowledge.context_optimizers:
                 return None
@@ -259,20 +259,6 @@ class Recognizer:
 
     def _update_tensor(self, node: cst.CSTNode, tensor: str, names: Names) -> Update:
         return Update(owner_keys(self.knowledge, names, tensor), self.site(names, node))
-
-
-_BACKWARD_PROVIDER = re.compile(r"(?i)(autograd|accelerator|engine|fabric|self|strategy|trainer)$")
-
-
-def _loss_name(call: cst.Call, receiver: cst.BaseExpression | None) -> str | None:
-    """`loss` of `loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`."""
-    provider = dotted(receiver) if receiver is not None else None
-    if provider is not None and _BACKWARD_PROVIDER.search(provider.rsplit(".", 1)[-1]):
-        first = call.args[0].value if call.args else None
-        return first.value if isinstance(first, cst.Name) else None
-    if isinstance(receiver, cst.Call) and receiver.args:
-        receiver = receiver.args[0].value  # scaler.scale(loss)
-    return receiver.value if isinstance(receiver, cst.Name) else None
 
 
 def _clears(value: cst.BaseExpression) -> bool:

@@ -364,24 +364,6 @@ def _bound(target: cst.CSTNode) -> list[str]:
     return [name] if name is not None else []
 
 
-def backward_loss(call: cst.Call) -> cst.BaseExpression | None:
-    """The tensor a backward call starts from: `loss` of `loss.backward()`,
-    `scaler.scale(loss).backward()`, `torch.autograd.backward(loss)`, `accelerator.backward(loss)`."""
-    func = call.func
-    if not isinstance(func, cst.Attribute) or func.attr.value != "backward":
-        return None
-    receiver = func.value
-    if isinstance(receiver, cst.Call):
-        inner = receiver.func
-        if isinstance(inner, cst.Attribute) and inner.attr.value == "scale" and receiver.args:
-            return receiver.args[0].value
-        return receiver
-    provider = last_name(receiver)
-    if provider in ("autograd", "accelerator", "fabric", "engine") and call.args:
-        return call.args[0].value
-    return receiver
-
-
 def compatible(first: Step, second: Step) -> bool:
     """Both steps run on the same pass: the conditions of one include the other's."""
     a, b = first.conditions, second.conditions

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import libcst as cst
 
 from gradlint.analysis.events import Names, Recognizer, Reset, Update
-from gradlint.analysis.order import UNKNOWN, Graphs, Step, backward_loss, compatible, sequences
+from gradlint.analysis.order import UNKNOWN, Graphs, Step, compatible, sequences
 from gradlint.analysis.syntax import assigned_targets, dotted, written
+from gradlint.analysis.torch_api import backward_loss
 from gradlint.rules.base import Context, Rule, Violation
 
 DOCS = """## What it does

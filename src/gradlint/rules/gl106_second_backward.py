@@ -12,12 +12,12 @@ from gradlint.analysis.order import (
     Graph,
     Graphs,
     Step,
-    backward_loss,
     compatible,
     keyword,
     sequences,
 )
 from gradlint.analysis.syntax import code_of, written
+from gradlint.analysis.torch_api import backward_loss
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 DOCS = """## What it does

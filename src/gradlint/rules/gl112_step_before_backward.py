@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.events import BACKWARD_FUNCTIONS, Backward, Names, Recognizer, Update
+from gradlint.analysis.events import Backward, Names, Recognizer, Update
 from gradlint.analysis.syntax import (
     assigned_targets,
     code_of,
@@ -16,6 +16,7 @@ from gradlint.analysis.syntax import (
     walk,
     written,
 )
+from gradlint.analysis.torch_api import BACKWARD_FUNCTIONS
 from gradlint.fixes import MoveBefore, apply
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 

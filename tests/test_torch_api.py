@@ -1,0 +1,61 @@
+"""Which tensor a backward starts from, answered once (`analysis.torch_api`) for the path
+analysis (GL001/GL002) and the order rules (GL105/GL106) alike."""
+
+from __future__ import annotations
+
+import libcst as cst
+import pytest
+
+from gradlint.analysis.events import Backward, Names, Recognizer
+from gradlint.analysis.owners import scan_module
+from gradlint.analysis.positions import Positions
+from gradlint.analysis.torch_api import backward_loss, backward_loss_name
+
+
+def call(source: str) -> cst.Call:
+    expression = cst.parse_expression(source)
+    assert isinstance(expression, cst.Call)
+    return expression
+
+
+@pytest.mark.parametrize(
+    ("source", "loss"),
+    [
+        ("loss.backward()", "loss"),
+        ("loss.backward(retain_graph=True)", "loss"),
+        ("scaler.scale(loss).backward()", "loss"),
+        ("self.scaler.scale(total).backward()", "total"),
+        ("model(x).sum().backward()", "model(x).sum()"),
+        ("torch.autograd.backward(loss)", "loss"),
+        ("torch.autograd.backward(tensors=loss)", "loss"),
+        ("accelerator.backward(loss)", "loss"),
+        ("self.accelerator.backward(loss / k)", "loss / k"),
+        ("fabric.backward(loss)", "loss"),
+        ("model_engine.backward(loss)", "loss"),  # DeepSpeed
+        ("trainer.backward(loss)", "loss"),  # not `trainer`
+        ("self.trainer.strategy.backward(loss, optimizer)", "loss"),
+        ("self.manual_backward(loss)", "loss"),
+        ("self.manual_backward(loss=out.loss)", "out.loss"),
+    ],
+)
+def test_the_tensor_a_backward_starts_from(source: str, loss: str) -> None:
+    found = backward_loss(call(source))
+    assert found is not None and cst.Module(body=[]).code_for_node(found) == loss
+
+
+@pytest.mark.parametrize(
+    "source", ["opt.step()", "backward(loss)", "accelerator.backward()", "print(loss)"]
+)
+def test_no_tensor_for_what_is_no_backward_with_a_tensor(source: str) -> None:
+    assert backward_loss(call(source)) is None
+
+
+def test_the_path_analysis_names_the_same_loss() -> None:
+    """The events the path analysis follows carry the name `backward_loss` gives."""
+    module = cst.parse_module("trainer.backward(loss)\nscaler.scale(l2).backward()\n")
+    recognizer = Recognizer(scan_module(module), Positions(module))
+    calls = [s.body[0].value for s in module.body]  # type: ignore[attr-defined]
+    events = [recognizer.call(c, Names()) for c in calls]
+    assert all(isinstance(e, Backward) for e in events)
+    assert [e.loss for e in events] == ["loss", "l2"]  # type: ignore[union-attr]
+    assert [backward_loss_name(c) for c in calls] == ["loss", "l2"]
