@@ -64,12 +64,21 @@ def test_gl101_list_of_losses_keeps_every_graph():
     assert len({id(loss.grad_fn) for loss in kept}) == 5
 
 
-def test_gl101_fixture_accumulator_requires_grad():
-    path = FIXTURES / "GL101" / "running_loss_tensor_sum.py"
-    namespace = runpy.run_path(str(path), run_name="__main__")
+@pytest.mark.parametrize("name", ["running_loss_tensor_sum", "autograd_backward_running_total"])
+def test_gl101_fixture_accumulator_requires_grad(name):
+    path = FIXTURES / "GL101" / f"{name}.py"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # float() of a tensor that requires grad
+        namespace = runpy.run_path(str(path), run_name="__main__")
     assert namespace["running_loss"].requires_grad
     fixed = runpy.run_path(str(path.with_name(path.stem + ".fixed.py")), run_name="__main__")
     assert isinstance(fixed["running_loss"], float)
+
+
+def test_gl101_sum_with_grad_mode_off_keeps_no_graph():
+    path = FIXTURES / "clean" / "running_loss_with_grad_mode_off.py"
+    namespace = runpy.run_path(str(path), run_name="__main__")
+    assert not namespace["running_loss"].requires_grad
 
 
 def _scheduler_warnings(path: Path) -> list[str]:

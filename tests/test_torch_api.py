@@ -9,7 +9,14 @@ import pytest
 from gradlint.analysis.events import Backward, Names, Recognizer
 from gradlint.analysis.owners import scan_module
 from gradlint.analysis.positions import Positions
-from gradlint.analysis.torch_api import backward_loss, backward_loss_name
+from gradlint.analysis.syntax import walk
+from gradlint.analysis.torch_api import (
+    backward_loss,
+    backward_loss_name,
+    callers_by_name,
+    grad_enabled,
+)
+from gradlint.tree import Tree
 
 
 def call(source: str) -> cst.Call:
@@ -59,3 +66,51 @@ def test_the_path_analysis_names_the_same_loss() -> None:
     assert all(isinstance(e, Backward) for e in events)
     assert [e.loss for e in events] == ["loss", "l2"]  # type: ignore[union-attr]
     assert [backward_loss_name(c) for c in calls] == ["loss", "l2"]
+
+
+GRAD_MODES = """
+import torch
+
+def update(w):
+    w.sub_(1)
+
+def decorated(w):
+    w.sub_(2)
+
+@torch.no_grad()
+def quiet(w):
+    w.sub_(3)
+
+def uncalled(w):
+    w.sub_(4)
+
+update(a)
+with torch.no_grad():
+    update(b)
+    decorated(c)
+with torch.inference_mode(False):
+    w.sub_(5)
+with torch.set_grad_enabled(False):
+    w.sub_(6)
+"""
+
+
+@pytest.mark.parametrize(
+    ("amount", "certainly", "possibly"),
+    [
+        ("1", False, True),  # called with recording on and off
+        ("2", False, False),  # called under no_grad only
+        ("3", False, False),  # @torch.no_grad()
+        ("4", False, True),  # called nowhere in view
+        ("5", True, True),  # inference_mode(False) leaves recording on
+        ("6", False, False),
+    ],
+)
+def test_grad_mode_where_a_statement_runs(amount: str, certainly: bool, possibly: bool) -> None:
+    module = cst.parse_module(GRAD_MODES)
+    tree = Tree(module)
+    calls = [node for node in walk(module) if isinstance(node, cst.Call)]
+    (update,) = [c for c in calls if cst.Module(body=[]).code_for_node(c).endswith(f"({amount})")]
+    callers = callers_by_name(calls)
+    assert grad_enabled(update, tree, callers, certainly=True) is certainly
+    assert grad_enabled(update, tree, callers, certainly=False) is possibly

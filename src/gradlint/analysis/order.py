@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import assigned_targets, children, code_of, dotted, last_name, walk
+from gradlint.analysis.syntax import assigned_targets, children, dotted, last_name, walk
+from gradlint.analysis.torch_api import disables_grad
 
 _CLIP_FUNCTIONS = frozenset({"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"})
 # torch.nn.utils.clip_grad_norm_, nn.utils..., utils.clip_grad.clip_grad_value_, ...
@@ -22,7 +23,6 @@ _CLIP_PATH = re.compile(
     r"^(?:torch\.)?(?:nn\.)?utils(?:\.clip_grad)?\.clip_grad_(?:norm_?|value_)$"
 )
 _SCALER_CLASSES = frozenset({"GradScaler", "ShardedGradScaler"})
-_NO_GRAD = frozenset({"no_grad", "inference_mode"})
 
 
 @dataclass(frozen=True)
@@ -107,33 +107,6 @@ def _flatten(
             yield Step(statement, statement, conditions, contexts, opaque=True)
 
 
-def disables_grad(statement: cst.With) -> bool:
-    """`with torch.no_grad():`, `torch.inference_mode()`, `torch.set_grad_enabled(False)`."""
-    for item in statement.items:
-        call = item.item
-        if not isinstance(call, cst.Call):
-            continue
-        name = last_name(call.func)
-        if name in _NO_GRAD:
-            if name == "inference_mode" and call.args:
-                if code_of(call.args[0].value) == "False":
-                    continue
-            return True
-        if name == "set_grad_enabled" and call.args and code_of(call.args[0].value) == "False":
-            return True
-    return False
-
-
-def decorated_no_grad(function: cst.FunctionDef) -> bool:
-    for decorator in function.decorators:
-        target = decorator.decorator
-        if isinstance(target, cst.Call):
-            target = target.func
-        if last_name(target) in _NO_GRAD:
-            return True
-    return False
-
-
 def scalers(module: cst.Module) -> set[str]:
     """Names assigned from `GradScaler(...)` (torch.amp, torch.cuda.amp, torch.GradScaler)."""
     found: set[str] = set()
@@ -201,21 +174,6 @@ def clipped_parameters(call: cst.Call) -> cst.BaseExpression | None:
             return arg.value
     positional = [a for a in call.args if a.keyword is None and not a.star]
     return positional[0].value if positional else None
-
-
-def torch_no_grad_spelling(module: cst.Module) -> str | None:
-    """How this module can say `torch.no_grad()`: `torch.no_grad()` or an imported `no_grad()`."""
-    for node in walk(module):
-        if isinstance(node, cst.Import):
-            for alias in node.names:
-                if dotted(alias.name) == "torch" and alias.asname is None:
-                    return "torch.no_grad()"
-        if isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
-            if dotted(node.module) == "torch" if node.module is not None else False:
-                for alias in node.names:
-                    if dotted(alias.name) == "no_grad" and alias.asname is None:
-                        return "no_grad()"
-    return None
 
 
 def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:

@@ -1,18 +1,20 @@
 """What the calls of torch and of the training libraries mean, answered once for every rule.
 
-Every rule that asks "which tensor does this backward start from?" asks it here, so that a
-backward run through a library (`accelerator.backward(loss)`, Lightning's
-`self.manual_backward(loss)`, a DeepSpeed engine) means the same to the path analysis and to
-the order rules.
+Every rule that asks "which tensor does this backward start from?" or "is gradient recording
+on here?" asks it here, so that a backward run through a library (`accelerator.backward(loss)`,
+Lightning's `self.manual_backward(loss)`, a DeepSpeed engine) or a `@torch.no_grad()` helper
+means the same to every rule.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 import libcst as cst
 
-from gradlint.analysis.syntax import dotted
+from gradlint.analysis.syntax import code_of, dotted, last_name, walk
+from gradlint.tree import Tree
 
 BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
 # Objects whose `backward(loss)` runs `loss.backward()` for the user: torch.autograd,
@@ -55,4 +57,92 @@ def _loss_argument(call: cst.Call) -> cst.BaseExpression | None:
             return arg.value
         if arg.keyword is not None and arg.keyword.value in _LOSS_KEYWORDS:
             return arg.value
+    return None
+
+
+# --- grad mode -------------------------------------------------------------------------------
+
+NO_GRAD_CALLS = frozenset({"no_grad", "inference_mode"})
+
+
+def disables_grad(statement: cst.With) -> bool:
+    """`with torch.no_grad():`, `torch.inference_mode()`, `torch.set_grad_enabled(False)`."""
+    for item in statement.items:
+        call = item.item
+        if not isinstance(call, cst.Call):
+            continue
+        name = last_name(call.func)
+        if name in NO_GRAD_CALLS:
+            if name == "inference_mode" and call.args:
+                if code_of(call.args[0].value) == "False":
+                    continue
+            return True
+        if name == "set_grad_enabled" and call.args and code_of(call.args[0].value) == "False":
+            return True
+    return False
+
+
+def decorated_no_grad(function: cst.FunctionDef) -> bool:
+    """`@torch.no_grad()`, `@torch.inference_mode()` (also without the parentheses)."""
+    for decorator in function.decorators:
+        target = decorator.decorator
+        if isinstance(target, cst.Call):
+            target = target.func
+        if last_name(target) in NO_GRAD_CALLS:
+            return True
+    return False
+
+
+def grad_enabled(
+    node: cst.CSTNode,
+    tree: Tree,
+    callers: Mapping[str, Sequence[cst.Call]],
+    certainly: bool,
+    seen: frozenset[str] = frozenset(),
+) -> bool:
+    """Whether gradient recording is on where `node` runs: `certainly` on (on every way there
+    gradlint sees), or else possibly on (on some way, or on a way it cannot see).
+
+    Turned off by an enclosing `with` that disables it or a `@torch.no_grad()` function; a
+    function's body runs as its calls in the module (`callers`, by function name) run it."""
+    for ancestor in tree.ancestors(node):
+        if isinstance(ancestor, cst.With) and disables_grad(ancestor):
+            return False
+        if isinstance(ancestor, cst.Lambda) and certainly:
+            return False  # called from anywhere
+        if isinstance(ancestor, cst.FunctionDef):
+            if decorated_no_grad(ancestor):
+                return False
+            name = ancestor.name.value
+            calls = callers.get(name, ())
+            if name in seen or not calls:
+                return not certainly
+            ways = (grad_enabled(c, tree, callers, certainly, seen | {name}) for c in calls)
+            return all(ways) if certainly else any(ways)
+    return True
+
+
+def callers_by_name(calls: Sequence[cst.CSTNode]) -> dict[str, list[cst.Call]]:
+    """The calls of a module, by the last name of what they call (for `grad_enabled`)."""
+    found: dict[str, list[cst.Call]] = {}
+    for call in calls:
+        if isinstance(call, cst.Call):
+            name = last_name(call.func)
+            if name is not None:
+                found.setdefault(name, []).append(call)
+    return found
+
+
+def torch_no_grad_spelling(module: cst.Module) -> str | None:
+    """How this module can say `torch.no_grad()`: `torch.no_grad()` or an imported `no_grad()`."""
+    for node in walk(module):
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                if dotted(alias.name) == "torch" and alias.asname is None:
+                    return "torch.no_grad()"
+        if isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
+            if dotted(node.module) == "torch" if node.module is not None else False:
+                for alias in node.names:
+                    if dotted(alias.name) == "no_grad" and alias.asname is None:
+                        return "no_grad()"
     return None

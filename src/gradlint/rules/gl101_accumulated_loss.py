@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from gradlint.analysis.syntax import dotted, last_name, names_in, walk
+from gradlint.analysis.torch_api import backward_loss, callers_by_name, grad_enabled
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
 
@@ -70,32 +71,31 @@ backward in the function reads the list.
 """
 
 _DETACHING = frozenset({"item", "detach", "float", "int", "tolist", "numpy", "data"})
-_NO_GRAD = frozenset({"no_grad", "inference_mode"})
 
 
 def check(context: Context) -> Iterator[Violation]:
     tree = context.tree
-    for loop in walk(context.module):
-        if isinstance(loop, (cst.For, cst.While)):
-            yield from _check_loop(context, tree, loop)
+    callers = callers_by_name(context.listed.of_type(cst.Call))
+    for loop in context.listed.of_type(cst.For, cst.While):
+        assert isinstance(loop, (cst.For, cst.While))
+        yield from _check_loop(context, tree, loop, callers)
 
 
-def _check_loop(context: Context, tree: Tree, loop: cst.For | cst.While) -> Iterator[Violation]:
+def _check_loop(
+    context: Context,
+    tree: Tree,
+    loop: cst.For | cst.While,
+    callers: dict[str, list[cst.Call]],
+) -> Iterator[Violation]:
     body = loop.body
-    backwards = [
-        n
-        for n in walk(body)
-        if isinstance(n, cst.Call)
-        and last_name(n.func) == "backward"
-        and isinstance(n.func, cst.Attribute)
-    ]
+    backwards = [n for n in walk(body) if isinstance(n, cst.Call) and backward_loss(n) is not None]
     if not backwards:
         return
     assigned = _assignments(body)
     losses: dict[str, cst.Call] = {}
     for backward in backwards:
-        assert isinstance(backward.func, cst.Attribute)
-        receiver = dotted(backward.func.value)
+        start = backward_loss(backward)
+        receiver = dotted(start) if start is not None else None
         if receiver is None or receiver not in assigned:
             continue
         losses[receiver] = backward
@@ -118,8 +118,8 @@ def _check_loop(context: Context, tree: Tree, loop: cst.For | cst.While) -> Iter
         target, value, kind = found
         if any(target not in names_in(v) for v in assigned.get(target, [])):
             continue  # rebound every iteration: it does not outlive it
-        if kind != "append" and _under_no_grad(tree, node, loop):
-            continue
+        if kind != "append" and not grad_enabled(node, tree, callers, certainly=False):
+            continue  # the sum records no graph
         loss = next(n for n in sorted(names_in(value)) if n in losses)
         yield _violation(context, scope, node, target, value, loss, losses[loss], kind)
 
@@ -198,18 +198,6 @@ def _accumulation(
     if _detaches(value) or not any(n in losses for n in names_in(value)):
         return None
     return target, value, kind
-
-
-def _under_no_grad(tree: Tree, node: cst.CSTNode, loop: cst.CSTNode) -> bool:
-    for ancestor in tree.ancestors(node):
-        if isinstance(ancestor, cst.With):
-            for item in ancestor.items:
-                call = item.item
-                if isinstance(call, cst.Call) and last_name(call.func) in _NO_GRAD:
-                    return True
-        if isinstance(ancestor, cst.FunctionDef):
-            break
-    return False
 
 
 def _scope(tree: Tree, loop: cst.CSTNode) -> cst.CSTNode:

@@ -8,9 +8,9 @@ from typing import Union
 
 import libcst as cst
 
-from gradlint.analysis.order import decorated_no_grad, disables_grad, torch_no_grad_spelling
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import code_of, dotted, last_name
+from gradlint.analysis.torch_api import grad_enabled, torch_no_grad_spelling
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
@@ -149,7 +149,7 @@ def check(context: Context) -> Iterator[Violation]:
     uses: list[_Use] = []
     for data in datas:
         use = _classify(data, tree, tracked, losses, context)
-        if use is not None and _grad_enabled(use.data, tree, calls):
+        if use is not None and grad_enabled(use.data, tree, calls, certainly=False):
             uses.append(use)
     spelling = torch_no_grad_spelling(context.module)
     wrappable = {id(u.small): u for u in uses if _wrappable(u, tree)}
@@ -417,27 +417,6 @@ def _param_group_params(source: cst.BaseExpression, loop: cst.For, tree: Tree) -
         if isinstance(ancestor, cst.For) and dotted(ancestor.target) == group:
             return last_name(ancestor.iter) == "param_groups"
     return False
-
-
-def _grad_enabled(
-    node: cst.CSTNode,
-    tree: Tree,
-    calls: dict[str, list[cst.Call]],
-    seen: frozenset[str] = frozenset(),
-) -> bool:
-    """Whether gradient recording may be on where the node runs (off: silent, see the docs)."""
-    for ancestor in tree.ancestors(node):
-        if isinstance(ancestor, cst.With) and disables_grad(ancestor):
-            return False
-        if isinstance(ancestor, cst.FunctionDef):
-            if decorated_no_grad(ancestor):
-                return False
-            name = ancestor.name.value
-            callers = calls.get(name, [])
-            if name in seen or not callers:
-                return True
-            return any(_grad_enabled(c, tree, calls, seen | {name}) for c in callers)
-    return True
 
 
 def _wrappable(use: _Use, tree: Tree) -> bool:

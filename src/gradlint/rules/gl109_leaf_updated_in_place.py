@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
-from gradlint.analysis.order import decorated_no_grad, disables_grad, torch_no_grad_spelling
 from gradlint.analysis.syntax import Listing, code_of, dotted, last_name, names_in, walk
+from gradlint.analysis.torch_api import callers_by_name, grad_enabled, torch_no_grad_spelling
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
@@ -95,13 +95,14 @@ def check(context: Context) -> Iterator[Violation]:
         return  # gradient recording may be off for the whole script
     leaves = _leaves(context.listed)
     tree = context.tree
+    callers = callers_by_name(context.listed.of_type(cst.Call))
     found: list[tuple[cst.BaseSmallStatement, str, cst.SimpleStatementLine]] = []
     for node in walk(context.module):
         if not isinstance(node, cst.SimpleStatementLine):
             continue
         for small in node.body:
             tensor = _updated_leaf(small, leaves, tree)
-            if tensor is not None and _grad_enabled(small, tree, context.module):
+            if tensor is not None and grad_enabled(small, tree, callers, certainly=True):
                 found.append((small, tensor, node))
     flagged = {id(line) for _, _, line in found}
     spelling = torch_no_grad_spelling(context.module)
@@ -225,28 +226,6 @@ def _loops_over_leaves(node: cst.CSTNode, name: str, leaves: set[str], tree: Tre
             return all(dotted(e.value) in leaves for e in source.elements)
         return False
     return False
-
-
-def _grad_enabled(
-    node: cst.CSTNode, tree: Tree, module: cst.Module, seen: frozenset[str] = frozenset()
-) -> bool:
-    """Whether gradient recording is certainly on where the node runs."""
-    for ancestor in tree.ancestors(node):
-        if isinstance(ancestor, cst.With) and disables_grad(ancestor):
-            return False
-        if isinstance(ancestor, cst.Lambda):
-            return False
-        if isinstance(ancestor, cst.FunctionDef):
-            if decorated_no_grad(ancestor):
-                return False
-            name = ancestor.name.value
-            if name in seen:
-                return False
-            calls = [
-                c for c in walk(module) if isinstance(c, cst.Call) and last_name(c.func) == name
-            ]
-            return bool(calls) and all(_grad_enabled(c, tree, module, seen | {name}) for c in calls)
-    return True
 
 
 def _run(tree: Tree, line: cst.SimpleStatementLine, flagged: set[int]) -> list[cst.BaseStatement]:
