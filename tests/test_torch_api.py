@@ -15,6 +15,7 @@ from gradlint.analysis.torch_api import (
     backward_loss_name,
     callers_by_name,
     grad_enabled,
+    scaler_stepped,
 )
 from gradlint.tree import Tree
 
@@ -114,3 +115,20 @@ def test_grad_mode_where_a_statement_runs(amount: str, certainly: bool, possibly
     callers = callers_by_name(calls)
     assert grad_enabled(update, tree, callers, certainly=True) is certainly
     assert grad_enabled(update, tree, callers, certainly=False) is possibly
+
+
+@pytest.mark.parametrize(
+    ("source", "stepped"),
+    [
+        ("scaler.step(optimizer)", "optimizer"),
+        ("self.grad_scaler.step(self.optimizer)", "self.optimizer"),
+        ("amp_scaler.step(optimizer=opt)", "opt"),
+        ("scaler.step()", None),
+        ("optimizer.step()", None),
+        ("scaler.update()", None),
+        ("scheduler.step(optimizer)", None),  # a scheduler, not a scaler
+    ],
+)
+def test_the_optimizer_a_scaler_steps(source: str, stepped: str | None) -> None:
+    found = scaler_stepped(call(source))
+    assert (cst.Module(body=[]).code_for_node(found) if found is not None else None) == stepped

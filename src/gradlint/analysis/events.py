@@ -16,7 +16,7 @@ import libcst as cst
 from gradlint.analysis.owners import Knowledge, strip_wrapper
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk, written
-from gradlint.analysis.torch_api import BACKWARD_FUNCTIONS, backward_loss_name
+from gradlint.analysis.torch_api import BACKWARD_FUNCTIONS, backward_loss_name, scaler_stepped
 
 _IN_PLACE_UPDATES = frozenset(
     {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
@@ -178,9 +178,9 @@ class Recognizer:
     def _step(self, call: cst.Call, receiver: str, names: Names) -> Event | None:
         if receiver in self.knowledge.engines:
             return Update((receiver,), self.site(names, call), zeroes_after=True)
-        if "scaler" in receiver.lower() and call.args:
-            # scaler.step(opt): an update of the optimizer it is given
-            target = dotted(call.args[0].value)
+        stepped = scaler_stepped(call)
+        if stepped is not None:  # scaler.step(opt): an update of the optimizer it is given
+            target = dotted(stepped)
             if target is None:
                 return None
             return Update((names.resolve(target),), self.site(names, call))

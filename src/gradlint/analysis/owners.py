@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.analysis.syntax import Listing, code_of, dotted, last_name, listing, walk
+from gradlint.analysis.torch_api import scaler_stepped
 
 # Optimizer classes that do not carry "optim" in their dotted name.
 OPTIMIZER_CLASSES = frozenset(
@@ -260,13 +261,9 @@ def _scan_call(knowledge: Knowledge, call: cst.Call) -> None:
         if receiver is not None:
             knowledge.models.add(strip_wrapper(receiver))
     # scaler.step(opt): whatever a GradScaler steps is an optimizer.
-    if (
-        isinstance(call.func, cst.Attribute)
-        and call.func.attr.value == "step"
-        and call.args
-        and "scaler" in code_of(call.func.value).lower()
-    ):
-        target = dotted(call.args[0].value)
+    stepped = scaler_stepped(call)
+    if stepped is not None:
+        target = dotted(stepped)
         if target is not None:
             knowledge.optimizers.add(target)
 

@@ -60,6 +60,26 @@ def _loss_argument(call: cst.Call) -> cst.BaseExpression | None:
     return None
 
 
+# --- mixed precision ------------------------------------------------------------------------
+
+
+def scaler_stepped(call: cst.Call) -> cst.BaseExpression | None:
+    """The optimizer `scaler.step(optimizer)` steps: a GradScaler (or anything whose name says
+    scaler: `self.grad_scaler`, `amp_scaler`) steps the optimizer it is given, positionally or
+    as `optimizer=`. None for any other call."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or func.attr.value != "step":
+        return None
+    if "scaler" not in code_of(func.value).lower():
+        return None
+    for arg in call.args:
+        if arg.keyword is None and arg.star == "":
+            return arg.value
+        if arg.keyword is not None and arg.keyword.value == "optimizer":
+            return arg.value
+    return None
+
+
 # --- grad mode -------------------------------------------------------------------------------
 
 NO_GRAD_CALLS = frozenset({"no_grad", "inference_mode"})

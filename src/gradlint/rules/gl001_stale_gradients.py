@@ -13,6 +13,7 @@ from gradlint.analysis.fix_safety import (
 )
 from gradlint.analysis.state import StaleGradient
 from gradlint.analysis.syntax import bound_here, code_of, dotted, last_name, names_in, walk
+from gradlint.analysis.torch_api import scaler_stepped
 from gradlint.fixes import Candidate, InsertAfter, InsertBefore, InsertFirst
 from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
@@ -298,10 +299,8 @@ def _optimizer_text(update: cst.CSTNode) -> str | None:
         return None
     if update.func.attr.value != "step":
         return None
-    receiver = code_of(update.func.value)
-    if "scaler" in receiver.lower() and update.args:
-        return code_of(update.args[0].value)
-    return receiver
+    stepped = scaler_stepped(update)
+    return code_of(stepped if stepped is not None else update.func.value)
 
 
 def _tensor_text(update: cst.CSTNode) -> str | None:

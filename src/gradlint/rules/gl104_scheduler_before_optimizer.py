@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from gradlint.analysis.syntax import dotted, last_name, walk, written
+from gradlint.analysis.torch_api import scaler_stepped
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
 
@@ -157,12 +158,10 @@ def _steps(call: cst.Call, optimizer: str) -> bool:
     """`optimizer.step(...)` or `scaler.step(optimizer)`."""
     if not isinstance(call.func, cst.Attribute):
         return False
-    receiver = dotted(call.func.value) or ""
-    if receiver == optimizer:
+    if (dotted(call.func.value) or "") == optimizer:
         return True
-    return (
-        "scaler" in receiver.lower() and bool(call.args) and dotted(call.args[0].value) == optimizer
-    )
+    stepped = scaler_stepped(call)
+    return stepped is not None and dotted(stepped) == optimizer
 
 
 def _under_branch(tree: Tree, node: cst.CSTNode, loop: cst.CSTNode) -> bool:
