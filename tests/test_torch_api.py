@@ -9,7 +9,7 @@ import pytest
 from gradlint.analysis.events import Backward, Names, Recognizer
 from gradlint.analysis.owners import scan_module
 from gradlint.analysis.positions import Positions
-from gradlint.analysis.syntax import walk
+from gradlint.analysis.syntax import argument, walk
 from gradlint.analysis.torch_api import (
     backward_loss,
     backward_loss_name,
@@ -132,3 +132,22 @@ def test_grad_mode_where_a_statement_runs(amount: str, certainly: bool, possibly
 def test_the_optimizer_a_scaler_steps(source: str, stepped: str | None) -> None:
     found = scaler_stepped(call(source))
     assert (cst.Module(body=[]).code_for_node(found) if found is not None else None) == stepped
+
+
+@pytest.mark.parametrize(
+    ("source", "position", "names", "found"),
+    [
+        ("SGD(params, lr=0.1)", 0, ("params",), "params"),
+        ("SGD(lr=0.1, params=ps)", 0, ("params",), "ps"),
+        ("clip(ps, 1.0)", 1, ("max_norm",), "1.0"),
+        ("clip(*groups, 1.0)", 1, ("max_norm",), None),  # after *args: position unknown
+        ("f(a, **extra)", 1, (), None),
+        ("backward(loss, retain_graph=True)", None, ("retain_graph",), "True"),
+        ("backward(loss)", None, ("retain_graph",), None),
+    ],
+)
+def test_an_argument_by_name_or_position(
+    source: str, position: int | None, names: tuple[str, ...], found: str | None
+) -> None:
+    value = argument(call(source), position, *names)
+    assert (cst.Module(body=[]).code_for_node(value) if value is not None else None) == found

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import assigned_targets, children, dotted, last_name, walk
+from gradlint.analysis.syntax import argument, assigned_targets, children, dotted, last_name, walk
 from gradlint.analysis.torch_api import disables_grad
 
 _CLIP_FUNCTIONS = frozenset({"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"})
@@ -169,18 +169,7 @@ def is_clip(call: cst.Call, local_clips: set[str], aliases: dict[str, str]) -> b
 
 
 def clipped_parameters(call: cst.Call) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "parameters":
-            return arg.value
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    return positional[0].value if positional else None
-
-
-def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
+    return argument(call, 0, "parameters")
 
 
 class _Replace(cst.CSTTransformer):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from gradlint.analysis.syntax import Listing, code_of, dotted, last_name, listing, walk
+from gradlint.analysis.syntax import Listing, argument, code_of, dotted, last_name, listing, walk
 from gradlint.analysis.torch_api import scaler_stepped
 
 # Optimizer classes that do not carry "optim" in their dotted name.
@@ -350,11 +350,7 @@ def _scan_assignment(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseE
 
 
 def _params_argument(call: cst.Call) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value in ("params", "model_params"):
-            return arg.value
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    return positional[0].value if positional else None
+    return argument(call, 0, "params", "model_params")
 
 
 def _scan_prepare(knowledge: Knowledge, targets: list[str | None], call: cst.Call) -> None:

@@ -304,3 +304,19 @@ def ends_by_leaving(block: cst.BaseSuite) -> bool:
     if isinstance(last, cst.SimpleStatementLine):
         last = last.body[-1]
     return isinstance(last, (cst.Continue, cst.Break, cst.Return, cst.Raise))
+
+
+def argument(call: cst.Call, position: int | None, *names: str) -> cst.BaseExpression | None:
+    """What a call passes as one of `names`, or else as its positional argument `position`
+    (from 0; not counted past a `*args`, whose length is unknown here)."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value in names:
+            return arg.value
+    if position is None:
+        return None
+    positional = []
+    for arg in call.args:
+        if arg.star or arg.keyword is not None:
+            break
+        positional.append(arg.value)
+    return positional[position] if position < len(positional) else None

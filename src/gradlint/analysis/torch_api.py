@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of, dotted, last_name, walk
+from gradlint.analysis.syntax import argument, code_of, dotted, last_name, walk
 from gradlint.tree import Tree
 
 BACKWARD_FUNCTIONS = frozenset({"backward", "manual_backward"})
@@ -37,7 +37,7 @@ def backward_loss(call: cst.Call) -> cst.BaseExpression | None:
     if func.attr.value == "manual_backward" or (
         provider is not None and _BACKWARD_PROVIDER.search(provider.rsplit(".", 1)[-1])
     ):
-        return _loss_argument(call)
+        return argument(call, 0, *_LOSS_KEYWORDS)
     if isinstance(receiver, cst.Call):
         inner = receiver.func
         if isinstance(inner, cst.Attribute) and inner.attr.value == "scale" and receiver.args:
@@ -49,15 +49,6 @@ def backward_loss_name(call: cst.Call) -> str | None:
     """The name of the tensor a backward starts from, when it is a plain name."""
     loss = backward_loss(call)
     return loss.value if isinstance(loss, cst.Name) else None
-
-
-def _loss_argument(call: cst.Call) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is None and arg.star == "":
-            return arg.value
-        if arg.keyword is not None and arg.keyword.value in _LOSS_KEYWORDS:
-            return arg.value
-    return None
 
 
 # --- mixed precision ------------------------------------------------------------------------
@@ -72,12 +63,7 @@ def scaler_stepped(call: cst.Call) -> cst.BaseExpression | None:
         return None
     if "scaler" not in code_of(func.value).lower():
         return None
-    for arg in call.args:
-        if arg.keyword is None and arg.star == "":
-            return arg.value
-        if arg.keyword is not None and arg.keyword.value == "optimizer":
-            return arg.value
-    return None
+    return argument(call, 0, "optimizer")
 
 
 # --- grad mode -------------------------------------------------------------------------------

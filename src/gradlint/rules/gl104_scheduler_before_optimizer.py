@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.syntax import dotted, last_name, walk, written
+from gradlint.analysis.syntax import argument, dotted, last_name, walk, written
 from gradlint.analysis.torch_api import scaler_stepped
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
@@ -147,11 +147,8 @@ def _schedulers(context: Context, nodes: list[cst.CSTNode]) -> dict[str, str]:
 
 
 def _optimizer_argument(call: cst.Call) -> str | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "optimizer":
-            return dotted(arg.value)
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    return dotted(positional[0].value) if positional else None
+    given = argument(call, 0, "optimizer")
+    return dotted(given) if given is not None else None
 
 
 def _steps(call: cst.Call, optimizer: str) -> bool:

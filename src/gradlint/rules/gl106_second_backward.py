@@ -13,10 +13,9 @@ from gradlint.analysis.order import (
     Graphs,
     Step,
     compatible,
-    keyword,
     sequences,
 )
-from gradlint.analysis.syntax import code_of, written
+from gradlint.analysis.syntax import argument, code_of, written
 from gradlint.analysis.torch_api import backward_loss
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
@@ -103,7 +102,7 @@ def _check_block(
 
 def _retains(call: cst.Call) -> bool:
     for name in ("retain_graph", "create_graph"):
-        value = keyword(call, name)
+        value = argument(call, None, name)
         if value is not None and code_of(value) not in ("False", "None"):
             return True
     # loss.backward(gradient, retain_graph, create_graph) positionally

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of, dotted, walk
+from gradlint.analysis.syntax import argument, code_of, dotted, walk
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 CODE = "GL110"
@@ -151,7 +151,7 @@ def _moved_leaf(name: str, value: cst.Call) -> Violation | None:
     factory = _factory_name(node)
     if factory is None:
         return None
-    made_grad = _keyword(node, "requires_grad")
+    made_grad = argument(node, None, "requires_grad")
     requires_grad_at = len(chain)  # index in `chain` of `.requires_grad_()`, if that is how
     if made_grad is None or code_of(made_grad) != "True":
         found = [i for i, c in enumerate(chain) if _method(c) == "requires_grad_"]
@@ -181,13 +181,6 @@ def _factory_name(call: cst.Call) -> str | None:
     name = dotted(call.func) or ""
     head, _, tail = name.rpartition(".")
     return tail if head == "torch" and tail in _FACTORIES else None
-
-
-def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg.value
-    return None
 
 
 def _method(call: cst.Call) -> str:
@@ -251,9 +244,9 @@ def _changes_tensor(factory_call: cst.Call, factory: str, moves: list[Conversion
     Dtypes and devices are tracked as far as they are known; an unknown one never counts.
     """
     like = factory.endswith("_like")
-    dtype_kw = _keyword(factory_call, "dtype")
+    dtype_kw = argument(factory_call, None, "dtype")
     dtype = _dtype(code_of(dtype_kw)) if dtype_kw is not None else (None if like else "float32")
-    device_kw = _keyword(factory_call, "device")
+    device_kw = argument(factory_call, None, "device")
     device = _device(code_of(device_kw)) if device_kw is not None else (None if like else "cpu")
     for move in moves:
         if move.dtype is not None:
@@ -300,7 +293,7 @@ def _fix(
         for key, text in (("device", move.device), ("dtype", move.dtype)):
             if text is not None:
                 keywords[key] = text
-    if any(_keyword(factory_call, key) is not None for key in keywords):
+    if any(argument(factory_call, None, key) is not None for key in keywords):
         return None
     new_args = [
         cst.Arg(
