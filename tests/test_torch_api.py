@@ -14,7 +14,9 @@ from gradlint.analysis.torch_api import (
     backward_loss,
     backward_loss_name,
     callers_by_name,
+    from_torch,
     grad_enabled,
+    makes_leaf,
     scaler_stepped,
 )
 from gradlint.tree import Tree
@@ -151,3 +153,26 @@ def test_an_argument_by_name_or_position(
 ) -> None:
     value = argument(call(source), position, *names)
     assert (cst.Module(body=[]).code_for_node(value) if value is not None else None) == found
+
+
+@pytest.mark.parametrize(
+    ("source", "certain", "possible", "fresh"),
+    [
+        ("torch.zeros(3, requires_grad=True)", True, True, True),
+        ("torch.zeros(3, requires_grad=train)", False, True, True),
+        ("torch.zeros(3, requires_grad=False)", False, False, True),
+        ("torch.zeros(3)", False, False, True),
+        ("nn.Parameter(torch.zeros(3))", True, True, True),
+        ("nn.Parameter(w, requires_grad=False)", False, False, True),
+        ("torch.randn(2).requires_grad_()", True, True, True),
+        ("w.requires_grad_(False)", False, False, False),
+        ("Variable(torch.zeros(3), requires_grad=True)", True, True, True),
+        ("Variable(torch.zeros(3), True)", True, True, True),
+        ("make_weights(requires_grad=True)", True, True, False),  # a leaf, maybe not fresh
+    ],
+)
+def test_which_calls_make_a_leaf(source: str, certain: bool, possible: bool, fresh: bool) -> None:
+    value = call(source)
+    assert makes_leaf(value) is certain
+    assert makes_leaf(value, certainly=False) is possible
+    assert from_torch(value) is fresh

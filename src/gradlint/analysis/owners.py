@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from gradlint.analysis.syntax import Listing, argument, code_of, dotted, last_name, listing, walk
-from gradlint.analysis.torch_api import scaler_stepped
+from gradlint.analysis.syntax import Listing, argument, dotted, last_name, listing, walk
+from gradlint.analysis.torch_api import makes_leaf, scaler_stepped
 
 # Optimizer classes that do not carry "optim" in their dotted name.
 OPTIMIZER_CLASSES = frozenset(
@@ -290,7 +290,7 @@ def _scan_alias(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseExpres
             receiver = dotted(value.func.value)
             if receiver is not None and receiver != name:
                 knowledge.model_aliases[name] = receiver
-        if _makes_leaf(value):
+        if makes_leaf(value, certainly=False):
             knowledge.leaf_tensors.add(name)
 
 
@@ -304,13 +304,6 @@ def _all_parameters_of(value: cst.BaseExpression) -> str | None:
     ):
         return dotted(value.func.value)
     return None
-
-
-def _makes_leaf(call: cst.Call) -> bool:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "requires_grad":
-            return code_of(arg.value) != "False"
-    return last_name(call.func) == "requires_grad_"
 
 
 def _scan_assignment(knowledge: Knowledge, target: cst.CSTNode, value: cst.BaseExpression) -> None:

@@ -51,6 +51,47 @@ def backward_loss_name(call: cst.Call) -> str | None:
     return loss.value if isinstance(loss, cst.Name) else None
 
 
+# --- leaves ------------------------------------------------------------------------------------
+
+# classes whose instances require grad unless told not to (`nn.Parameter(x)`)
+_PARAMETER_CLASSES = frozenset({"Parameter"})
+
+
+def makes_leaf(value: cst.BaseExpression, certainly: bool = True) -> bool:
+    """A call that returns a leaf tensor that requires grad: a factory given
+    `requires_grad=True`, `nn.Parameter(x)` (unless `requires_grad=False`), `x.requires_grad_()`,
+    `torch.autograd.Variable(x, requires_grad=True)` (or `Variable(x, True)`).
+
+    `certainly`: the flag must be the literal `True`; otherwise any value but a literal `False`
+    counts (`requires_grad=train_embeddings` may be on)."""
+    if not isinstance(value, cst.Call):
+        return False
+    name = last_name(value.func)
+    flag = argument(value, None, "requires_grad")
+    if name == "Variable" and flag is None:
+        flag = argument(value, 1)
+    if name == "requires_grad_":
+        flag = argument(value, 0, "requires_grad")
+    if flag is None:
+        return name in _PARAMETER_CLASSES or name == "requires_grad_"
+    text = code_of(flag)
+    return text == "True" if certainly else text != "False"
+
+
+def from_torch(value: cst.BaseExpression) -> bool:
+    """A call of torch's own (`torch.randn(...)`, `nn.Parameter(...)`, `Variable(...)`, or
+    `.requires_grad_()` on one of those): what it returns is a fresh tensor, never one that may
+    already hold a gradient."""
+    if not isinstance(value, cst.Call):
+        return False
+    func = value.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "requires_grad_":
+        return from_torch(func.value)
+    name = last_name(func)
+    head = (dotted(func) or "").split(".")[0]
+    return head in ("torch", "nn") or name in _PARAMETER_CLASSES or name == "Variable"
+
+
 # --- mixed precision ------------------------------------------------------------------------
 
 

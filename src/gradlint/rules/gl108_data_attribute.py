@@ -10,7 +10,7 @@ import libcst as cst
 
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import code_of, dotted, last_name
-from gradlint.analysis.torch_api import grad_enabled, torch_no_grad_spelling
+from gradlint.analysis.torch_api import grad_enabled, makes_leaf, torch_no_grad_spelling
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
@@ -196,7 +196,7 @@ def _tracked(
             continue
         for target, value in pairs:
             name = dotted(target) or ""
-            if name and _makes_leaf(value):
+            if name and makes_leaf(value):
                 note(tracked, node, name, "requires grad since line")
             elif name.endswith(".requires_grad") and _is_true(value):
                 note(tracked, node, name[: -len(".requires_grad")], "requires grad since line")
@@ -231,25 +231,6 @@ def _scope(node: cst.CSTNode, name: str, tree: Tree) -> int:
 def _lookup(known: Known, name: str, node: cst.CSTNode, tree: Tree) -> Evidence | None:
     """What `known` says of `name` as seen from `node`: its own scope, else the module's."""
     return known.get((_scope(node, name, tree), name)) or known.get((0, name))
-
-
-def _makes_leaf(value: cst.BaseExpression) -> bool:
-    if not isinstance(value, cst.Call):
-        return False
-    name = last_name(value.func)
-    flag = next(
-        (
-            a.value
-            for a in value.args
-            if a.keyword is not None and a.keyword.value == "requires_grad"
-        ),
-        None,
-    )
-    if name == "Parameter":
-        return flag is None or _is_true(flag)
-    if name == "requires_grad_":
-        return not value.args or _is_true(value.args[0].value)
-    return flag is not None and _is_true(flag)
 
 
 def _is_true(value: cst.BaseExpression) -> bool:

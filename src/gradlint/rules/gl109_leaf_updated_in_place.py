@@ -6,8 +6,13 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
-from gradlint.analysis.syntax import Listing, code_of, dotted, last_name, names_in, walk
-from gradlint.analysis.torch_api import callers_by_name, grad_enabled, torch_no_grad_spelling
+from gradlint.analysis.syntax import Listing, dotted, names_in, walk
+from gradlint.analysis.torch_api import (
+    callers_by_name,
+    grad_enabled,
+    makes_leaf,
+    torch_no_grad_spelling,
+)
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
@@ -87,7 +92,6 @@ _IN_PLACE = frozenset(
         "fill_diagonal_",
     }
 )
-_PARAMETER_CLASSES = frozenset({"Parameter"})
 
 
 def check(context: Context) -> Iterator[Violation]:
@@ -154,29 +158,11 @@ def _leaves(listed: Listing) -> set[str]:
             name = dotted(target)
             if name is None:
                 other.update(n for n in names_in(target) if "." not in n)
-            elif value is not None and _makes_leaf(value):
+            elif value is not None and makes_leaf(value):
                 made.add(name)
             else:
                 other.add(name)
     return made - other
-
-
-def _makes_leaf(value: cst.BaseExpression) -> bool:
-    if not isinstance(value, cst.Call):
-        return False
-    flag = next(
-        (
-            a.value
-            for a in value.args
-            if a.keyword is not None and a.keyword.value == "requires_grad"
-        ),
-        None,
-    )
-    if last_name(value.func) in _PARAMETER_CLASSES:
-        return flag is None or code_of(flag) == "True"
-    if last_name(value.func) == "requires_grad_":
-        return not value.args or code_of(value.args[0].value) == "True"
-    return flag is not None and code_of(flag) == "True"
 
 
 def _updated_leaf(small: cst.BaseSmallStatement, leaves: set[str], tree: Tree) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import libcst as cst
 
 from gradlint.analysis.syntax import dotted, last_name, names_in, walk
+from gradlint.analysis.torch_api import from_torch, makes_leaf
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 CODE = "GL111"
@@ -168,7 +169,7 @@ def _creation(
                 return None
             made = _last_assignment(context, scope, model, call, _is_construction)
             return (made, model) if made is not None else None
-    made = _last_assignment(context, scope, tensor, call, _makes_leaf)
+    made = _last_assignment(context, scope, tensor, call, _fresh_leaf)
     return (made, tensor) if made is not None else None
 
 
@@ -196,19 +197,9 @@ def _last_assignment(
     return found
 
 
-def _makes_leaf(value: cst.BaseExpression) -> bool:
-    if not isinstance(value, cst.Call):
-        return False
-    head = (dotted(value.func) or "").split(".")[0]
-    flag = any(
-        a.keyword is not None and a.keyword.value == "requires_grad" and _is_true(a.value)
-        for a in value.args
-    )
-    return head == "torch" and flag
-
-
-def _is_true(value: cst.BaseExpression) -> bool:
-    return isinstance(value, cst.Name) and value.value == "True"
+def _fresh_leaf(value: cst.BaseExpression) -> bool:
+    """A tensor torch makes anew that requires grad: its `.grad` is None until a backward."""
+    return makes_leaf(value) and from_torch(value)
 
 
 def _is_construction(value: cst.BaseExpression) -> bool:
