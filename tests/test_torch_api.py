@@ -16,6 +16,7 @@ from gradlint.analysis.torch_api import (
     callers_by_name,
     from_torch,
     grad_enabled,
+    imports_of,
     makes_leaf,
     scaler_stepped,
 )
@@ -176,3 +177,33 @@ def test_which_calls_make_a_leaf(source: str, certain: bool, possible: bool, fre
     assert makes_leaf(value) is certain
     assert makes_leaf(value, certainly=False) is possible
     assert from_torch(value) is fresh
+
+
+IMPORTS = """
+import torch
+import torch.nn.utils as nnu
+import numpy as np
+from torch.autograd import Variable as V
+from torch import autograd
+from . import helpers
+from mylib import *
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "qualified"),
+    [
+        ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm_"),
+        ("nnu.clip_grad_value_", "torch.nn.utils.clip_grad_value_"),
+        ("V", "torch.autograd.Variable"),
+        ("autograd.Variable", "torch.autograd.Variable"),
+        ("np.zeros", "numpy.zeros"),
+        ("helpers.train", None),  # a relative import binds nothing known
+        ("Variable", None),  # from a star import, or not imported at all
+        ("model.step", None),
+    ],
+)
+def test_names_qualified_by_the_imports(name: str, qualified: str | None) -> None:
+    module = cst.parse_module(IMPORTS)
+    imports = imports_of(n for n in walk(module) if isinstance(n, (cst.Import, cst.ImportFrom)))
+    assert imports.qualified(name) == qualified

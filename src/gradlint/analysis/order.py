@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gradlint.analysis.syntax import argument, assigned_targets, children, dotted, last_name, walk
-from gradlint.analysis.torch_api import disables_grad
+from gradlint.analysis.torch_api import Imports, disables_grad
 
-_CLIP_FUNCTIONS = frozenset({"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"})
 # torch.nn.utils.clip_grad_norm_, nn.utils..., utils.clip_grad.clip_grad_value_, ...
 _CLIP_PATH = re.compile(
     r"^(?:torch\.)?(?:nn\.)?utils(?:\.clip_grad)?\.clip_grad_(?:norm_?|value_)$"
@@ -120,52 +119,17 @@ def scalers(module: cst.Module) -> set[str]:
     return found
 
 
-def clip_names(module: cst.Module) -> set[str]:
-    """Local names bound to torch's clipping functions by `from torch.nn.utils import ...`."""
-    found: set[str] = set()
-    for node in walk(module):
-        if not isinstance(node, cst.ImportFrom) or node.module is None:
-            continue
-        source = dotted(node.module) or ""
-        if not source.startswith("torch.nn.utils") or isinstance(node.names, cst.ImportStar):
-            continue
-        for alias in node.names:
-            if dotted(alias.name) in _CLIP_FUNCTIONS:
-                local = alias.asname.name if alias.asname is not None else alias.name
-                text = dotted(local)
-                if text is not None:
-                    found.add(text)
-    return found
-
-
-def module_aliases(module: cst.Module) -> dict[str, str]:
-    """`import torch.nn.utils as nnu`: local name -> module path."""
-    found: dict[str, str] = {}
-    for node in walk(module):
-        if isinstance(node, cst.Import):
-            for alias in node.names:
-                if alias.asname is not None:
-                    local = dotted(alias.asname.name)
-                    path = dotted(alias.name)
-                    if local is not None and path is not None:
-                        found[local] = path
-    return found
-
-
-def is_clip(call: cst.Call, local_clips: set[str], aliases: dict[str, str]) -> bool:
-    """A call of torch.nn.utils' clip_grad_norm_ / clip_grad_value_, under any import spelling.
+def is_clip(call: cst.Call, imports: Imports) -> bool:
+    """A call of torch.nn.utils' clip_grad_norm_ / clip_grad_value_, under any import spelling
+    (`nn.utils.clip_grad_norm_` is taken for torch's even where `nn` is not seen imported).
 
     `accelerator.clip_grad_norm_(...)` is not one: Accelerate unscales before clipping.
     """
     name = dotted(call.func)
     if name is None:
         return False
-    if name in local_clips:
-        return True
-    head, dot, rest = name.partition(".")
-    if dot and head in aliases:
-        name = f"{aliases[head]}.{rest}"
-    return bool(_CLIP_PATH.match(name))
+    qualified = imports.qualified(name)
+    return bool(_CLIP_PATH.match(name) or (qualified and _CLIP_PATH.match(qualified)))
 
 
 def clipped_parameters(call: cst.Call) -> cst.BaseExpression | None:

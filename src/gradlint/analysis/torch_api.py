@@ -9,7 +9,8 @@ means the same to every rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -49,6 +50,53 @@ def backward_loss_name(call: cst.Call) -> str | None:
     """The name of the tensor a backward starts from, when it is a plain name."""
     loss = backward_loss(call)
     return loss.value if isinstance(loss, cst.Name) else None
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Imports:
+    """What each name a module imports stands for: `nnu` of `import torch.nn.utils as nnu` is
+    `torch.nn.utils`, `V` of `from torch.autograd import Variable as V` is
+    `torch.autograd.Variable`, `torch` of `import torch.nn` is `torch`."""
+
+    bound: dict[str, str]
+
+    def qualified(self, name: str) -> str | None:
+        """The full path of a dotted name whose head an import binds; None for any other."""
+        head, dot, rest = name.partition(".")
+        path = self.bound.get(head)
+        return None if path is None else path + dot + rest
+
+
+def imports_of(nodes: Iterable[cst.CSTNode]) -> Imports:
+    """The imports among `nodes` (a module's `Import` and `ImportFrom` statements); relative
+    and star imports bind nothing known."""
+    bound: dict[str, str] = {}
+    for node in nodes:
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                path = dotted(alias.name)
+                if path is None:
+                    continue
+                if alias.asname is not None:
+                    local = dotted(alias.asname.name)
+                    if local is not None:
+                        bound[local] = path
+                else:
+                    head = path.split(".", 1)[0]
+                    bound[head] = head
+        elif isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
+            if node.relative or node.module is None:
+                continue
+            source = dotted(node.module)
+            for alias in node.names:
+                name = dotted(alias.name)
+                local = dotted(alias.asname.name) if alias.asname is not None else name
+                if source is not None and name is not None and local is not None:
+                    bound[local] = f"{source}.{name}"
+    return Imports(bound)
 
 
 # --- leaves ------------------------------------------------------------------------------------

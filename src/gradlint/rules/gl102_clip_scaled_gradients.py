@@ -8,14 +8,13 @@ import libcst as cst
 
 from gradlint.analysis.order import (
     Step,
-    clip_names,
     is_clip,
-    module_aliases,
     replace_statement,
     scalers,
     sequences,
 )
 from gradlint.analysis.syntax import code_of, dotted, names_in, written
+from gradlint.analysis.torch_api import Imports, imports_of
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 
@@ -23,17 +22,16 @@ def check(context: Context) -> Iterator[Violation]:
     known = scalers(context.module)
     if not known:
         return
-    local_clips, aliases = clip_names(context.module), module_aliases(context.module)
+    imports = imports_of(context.listed.of_type(cst.Import, cst.ImportFrom))
     for steps in sequences(context.module):
-        yield from _check_block(context, steps, known, local_clips, aliases)
+        yield from _check_block(context, steps, known, imports)
 
 
 def _check_block(
     context: Context,
     steps: list[Step],
     known: set[str],
-    local_clips: set[str],
-    aliases: dict[str, str],
+    imports: Imports,
 ) -> Iterator[Violation]:
     scaled: tuple[str, cst.Call] | None = None  # (scaler, its backward call) of the open window
     opaque = False
@@ -63,7 +61,7 @@ def _check_block(
                             yield _violation(context, scaled, clip_step, clip, optimizer, fixable)
                     scaled = None
                 continue
-            if is_clip(call, local_clips, aliases):
+            if is_clip(call, imports):
                 if not unscaled and not opaque:
                     pending.append((step, call))
             elif _receives(call, scaled[0]):

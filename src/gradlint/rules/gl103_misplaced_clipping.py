@@ -11,13 +11,12 @@ from gradlint.analysis.events import Backward, Names, Recognizer, Update
 from gradlint.analysis.fix_safety import depends_on_data
 from gradlint.analysis.order import (
     Step,
-    clip_names,
     clipped_parameters,
     is_clip,
-    module_aliases,
     sequences,
 )
 from gradlint.analysis.syntax import code_of, dotted, names_in, walk
+from gradlint.analysis.torch_api import Imports, imports_of
 from gradlint.fixes import MoveBefore, apply
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
@@ -84,9 +83,9 @@ class _Event:
 
 def check(context: Context) -> Iterator[Violation]:
     recognizer = Recognizer(context.knowledge, context.positions)
-    local_clips, aliases = clip_names(context.module), module_aliases(context.module)
+    imports = imports_of(context.listed.of_type(cst.Import, cst.ImportFrom))
     for steps in sequences(context.module):
-        events = list(_events(context, recognizer, steps, local_clips, aliases))
+        events = list(_events(context, recognizer, steps, imports))
         if not any(e.kind == "clip" for e in events):
             continue
         for index, event in enumerate(events):
@@ -100,21 +99,20 @@ def _events(
     context: Context,
     recognizer: Recognizer,
     steps: list[Step],
-    local_clips: set[str],
-    aliases: dict[str, str],
+    imports: Imports,
 ) -> Iterator[_Event]:
     knowledge = context.knowledge
     for step in steps:
         if step.opaque:
             if any(
-                is_clip(c, local_clips, aliases) or _makes_event(recognizer, c)
+                is_clip(c, imports) or _makes_event(recognizer, c)
                 for c in walk(step.node)
                 if isinstance(c, cst.Call)
             ):
                 yield _Event("opaque", step)
             continue
         for call in reversed(list(step.calls())):
-            if is_clip(call, local_clips, aliases):
+            if is_clip(call, imports):
                 yield _Event("clip", step, call)
                 continue
             event = recognizer.call(call, Names())

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of, dotted, walk
+from gradlint.analysis.syntax import code_of, dotted
+from gradlint.analysis.torch_api import imports_of
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 CODE = "GL107"
@@ -66,7 +67,7 @@ _OPERAND_OF = (
     cst.Comparison,
     cst.Await,
 )
-_MODULES = ("torch.autograd", "torch.autograd.variable")
+_VARIABLE = frozenset({"torch.autograd.Variable", "torch.autograd.variable.Variable"})
 # torch functions whose result is a new tensor without history
 _FACTORIES = frozenset(
     {
@@ -102,39 +103,13 @@ _FACTORIES = frozenset(
 
 
 def check(context: Context) -> Iterator[Violation]:
-    names = _variable_names(context.module)
-    if not names:
-        return
-    for node in walk(context.module):
-        if isinstance(node, cst.Call) and dotted(node.func) in names:
+    imports = imports_of(context.listed.of_type(cst.Import, cst.ImportFrom))
+    for node in context.listed.of_type(cst.Call):
+        assert isinstance(node, cst.Call)
+        name = dotted(node.func)
+        if name is not None and imports.qualified(name) in _VARIABLE:
             parent = context.tree.parent.get(id(node))
             yield _violation(node, isinstance(parent, _OPERAND_OF))
-
-
-def _variable_names(module: cst.Module) -> set[str]:
-    """Every dotted spelling under which this module can call `torch.autograd.Variable`."""
-    names: set[str] = set()
-    for node in walk(module):
-        if isinstance(node, cst.Import):
-            for alias in node.names:
-                imported = dotted(alias.name) or ""
-                bound = dotted(alias.asname.name) if alias.asname else None
-                if imported in _MODULES and bound:
-                    names.add(f"{bound}.Variable")
-                elif imported == "torch" and bound:
-                    names.add(f"{bound}.autograd.Variable")
-                elif imported.startswith("torch") and not bound:
-                    names.update(f"{m}.Variable" for m in _MODULES)
-        elif isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
-            source = dotted(node.module) if node.module is not None else None
-            for alias in node.names:
-                bound = dotted(alias.asname.name) if alias.asname else None
-                name = alias.name.value if isinstance(alias.name, cst.Name) else ""
-                if source in _MODULES and name == "Variable":
-                    names.add(bound or "Variable")
-                elif source == "torch" and name == "autograd":
-                    names.add(f"{bound or 'autograd'}.Variable")
-    return names
 
 
 def _violation(call: cst.Call, operand: bool) -> Violation:
