@@ -9,7 +9,6 @@ cannot hang the run and one crash cannot end it.
 from __future__ import annotations
 
 import ctypes
-import functools
 import multiprocessing
 import os
 import signal
@@ -118,14 +117,9 @@ def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, 
     except UnreadableSource as error:
         problem = input_problem("GL901", path, error.line, error.col, str(error))
         return FileResult(path, [problem]), data
-    if not triggered(text, _codes(task.settings)):
+    if not triggered(text, task.settings.codes):
         return FileResult(path, [], skipped=WITHOUT_TRAINING_CODE), data
     return None, data
-
-
-@functools.cache
-def _codes(settings: Settings) -> tuple[str, ...]:
-    return tuple(settings.codes)
 
 
 def _nothing() -> None:

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gradlint.discover import DEFAULT_EXCLUDE, DEFAULT_EXCLUSION, PathGlobs
@@ -59,10 +60,11 @@ class Settings:
     def enabled(self, code: str) -> bool:
         return bool(select_codes([code], self.select, self.ignore))
 
-    @property
-    def codes(self) -> list[str]:
-        """Every rule code these settings report."""
-        return select_codes(list(CATALOGUE), self.select, self.ignore)
+    @cached_property
+    def codes(self) -> tuple[str, ...]:
+        """Every rule code these settings report (asked for every file of a run: computed once;
+        the dataclass compares and hashes its fields only)."""
+        return tuple(select_codes(list(CATALOGUE), self.select, self.ignore))
 
 
 @dataclass(frozen=True)

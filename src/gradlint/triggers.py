@@ -24,7 +24,12 @@ Trigger = Union[str, tuple[str, ...]]
 
 
 def matches(text: str, triggers: Iterable[Trigger]) -> bool:
-    return any(_all_words(text, (t,) if isinstance(t, str) else t) for t in triggers)
+    return any(_all_words(text, words_of(t)) for t in triggers)
+
+
+def words_of(trigger: Trigger) -> tuple[str, ...]:
+    """The words that must all occur for `trigger` to match."""
+    return (trigger,) if isinstance(trigger, str) else trigger
 
 
 def _all_words(text: str, words: tuple[str, ...]) -> bool:
@@ -64,10 +69,7 @@ def _triggers_of(codes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     from gradlint.rules.catalogue import CATALOGUE
 
     triggers = (
-        (t,) if isinstance(t, str) else t
-        for code in codes
-        if code in CATALOGUE
-        for t in CATALOGUE[code].triggers
+        words_of(t) for code in codes if code in CATALOGUE for t in CATALOGUE[code].triggers
     )
     return tuple(dict.fromkeys(triggers))
 
@@ -82,9 +84,7 @@ class CodeWords:
 
     def matches(self, triggers: Iterable[Trigger]) -> bool:
         """The text test of `matches`, with each word looked for in code only."""
-        return any(
-            all(self._has(word) for word in ((t,) if isinstance(t, str) else t)) for t in triggers
-        )
+        return any(all(self._has(word) for word in words_of(t)) for t in triggers)
 
     def _has(self, word: str) -> bool:
         if word.endswith("("):  # a call of something whose text ends so

@@ -143,10 +143,10 @@ class Flow:
         # syntax facts asked again on every pass over a loop, kept per node
         self._calls_cache: dict[int, list[cst.Call]] = {}
         self._assigned_cache: dict[int, set[str]] = {}
-        # what following a function's body from one state gives: the states it ends in and the
-        # findings proved on the way (see `_inline`); the findings proved by the bodies being
+        self._locals_cache: dict[int, set[str]] = {}  # the plain names each function binds
+        # what following a loop or a called body from a set of states gives, and the findings
+        # proved on the way (see `_remembered`); the findings proved by the bodies being
         # followed now, innermost last
-        self._locals_cache: dict[int, set[str]] = {}
         self._summaries: dict[
             tuple[object, frozenset[State]], tuple[Outcome, tuple[gs.Finding, ...]]
         ] = {}

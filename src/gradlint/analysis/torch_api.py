@@ -1,9 +1,10 @@
 """What the calls of torch and of the training libraries mean, answered once for every rule.
 
-Every rule that asks "which tensor does this backward start from?" or "is gradient recording
-on here?" asks it here, so that a backward run through a library (`accelerator.backward(loss)`,
-Lightning's `self.manual_backward(loss)`, a DeepSpeed engine) or a `@torch.no_grad()` helper
-means the same to every rule.
+Which tensor a backward starts from, what an imported name stands for, which calls make a
+leaf that requires grad, what a GradScaler steps, and whether gradient recording is on where a
+statement runs: every rule asks here, so that a backward run through a library
+(`accelerator.backward(loss)`, Lightning's `self.manual_backward(loss)`, a DeepSpeed engine), a
+`Variable` imported under another name or a `@torch.no_grad()` helper means the same to all.
 """
 
 from __future__ import annotations
