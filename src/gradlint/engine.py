@@ -15,7 +15,6 @@ from typing import Union
 import libcst as cst
 
 from gradlint import fixes, noqa
-from gradlint.analysis.events import Recognizer
 from gradlint.analysis.fix_safety import GradReads
 from gradlint.analysis.flow import Flow
 from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
@@ -76,7 +75,7 @@ _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 def _parsed_for(rule: Rule) -> bool:
     """The rule needs the module's tree (GL800 reads comments, GL9xx come from elsewhere)."""
-    return rule.code in FLOW_CODES or rule.check is not None
+    return rule.code in FLOW_CODES or rule.check is not None or rule.tracker is not None
 
 
 def _triggered(rule: Rule, text: str) -> bool:
@@ -111,19 +110,33 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
         return Analysis(cst.Module(body=[]), [])
     if not chosen:  # no CPython tree (a newer grammar): the text test decides
         chosen = candidates
-    flow = any(r.code in FLOW_CODES for r in chosen)
+    gradients = any(r.code in FLOW_CODES for r in chosen)
+    followers = [r for r in chosen if r.tracker is not None]
     checks = [r for r in chosen if r.check is not None]
     context = Context(module, text)
     findings: list[Finding] = []
     unanalysed: list[tuple[int, int, str]] = []
     with context.listed.active():
-        if flow:
-            recognizer = Recognizer(context.knowledge, context.positions)
-            flow_analysis = Flow(module, context.knowledge, recognizer, context.listed)
-            findings = flow_analysis.run()
-            findings += unit_windows(context.listed, context.tree, recognizer)
+        violations: list[Violation] = []
+        if gradients or followers:
+            recognizer = context.recognizer
+            trackers = tuple(r.tracker(context) for r in followers if r.tracker)
+            flow_analysis = Flow(
+                module,
+                context.knowledge,
+                recognizer,
+                context.listed,
+                trackers,
+                context.training_calls.event if trackers else None,
+            )
+            found = flow_analysis.run()
+            if gradients:
+                findings = [*found, *unit_windows(context.listed, context.tree, recognizer)]
             unanalysed = _unanalysed(flow_analysis, context)
-        violations = [v for rule in checks if rule.check for v in rule.check(context)]
+            for tracker in trackers:
+                reports = [r for r in flow_analysis.reports if r.code == tracker.code]
+                violations.extend(tracker.finish(reports))
+        violations += [v for rule in checks if rule.check for v in rule.check(context)]
         if any(isinstance(f, DiscardedGradient) for f in findings):
             findings = _not_discards(findings, context, violations, gl112.RULE in checks)
     return Analysis(module, findings, violations, context, unanalysed=unanalysed)

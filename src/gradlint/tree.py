@@ -50,6 +50,13 @@ class Tree:
                 return ancestor
         return None
 
+    def function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        """The function a node is in (None at a module's top level)."""
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, cst.FunctionDef):
+                return ancestor
+        return None
+
     def loops(self, node: cst.CSTNode) -> list[cst.For | cst.While]:
         """Enclosing loops of the same function, innermost first."""
         out: list[cst.For | cst.While] = []

@@ -66,12 +66,16 @@ from gradlint.analysis.syntax import (
     Listing,
     assigned_targets,
     body_of,
+    bound_here,
+    code_of,
     dotted,
     ends_by_leaving,
     last_name,
     listing,
     walk,
 )
+from gradlint.analysis.torch_api import disables_grad
+from gradlint.analysis.tracking import At, Guard, Opaque, PathEvent, Report, Tracker
 
 MAX_STATES = 4096
 WIDEN_AT = 64  # states at one point before paths that differ only in fresh sites are merged
@@ -121,6 +125,9 @@ class Context:
     scope: int = MODULE  # the function whose body is being interpreted
     # counters a framework advances once per call of this function (`engine.state.iteration`)
     per_call: frozenset[str] = frozenset()
+    guards: tuple[Guard, ...] = ()  # branches taken to get here (for the trackers)
+    grad_off: bool = False  # under no_grad / inference_mode / set_grad_enabled(False)
+    outer_loops: tuple[int, ...] = ()  # ids of the callers' loops around this call
 
 
 class Flow:
@@ -132,13 +139,20 @@ class Flow:
         knowledge: Knowledge,
         recognizer: Recognizer,
         listed: Listing | None = None,
+        trackers: tuple[Tracker, ...] = (),
+        path_events: Callable[[cst.Call, Names], PathEvent | None] | None = None,
     ):
         self.module = module
+        # the rules that follow paths on this exploration, and what recognises their events
+        self.trackers = trackers
+        self.path_events = path_events
+        self.reports: list[Report] = []
+        self.eager = any(t.joins_where_paths_meet for t in trackers)
         self.knowledge = knowledge
         self.recognizer = recognizer
         self.listed = listed if listed is not None else listing(module)
         self.index = index_module(module, knowledge, recognizer, self.listed)
-        self.findings: dict[tuple[str, int, int, str], gs.Finding] = {}
+        self.findings: dict[tuple[object, ...], gs.Finding | Report] = {}
         self.scopes_analysed = 0
         # syntax facts asked again on every pass over a loop, kept per node
         self._calls_cache: dict[int, list[cst.Call]] = {}
@@ -148,9 +162,9 @@ class Flow:
         # proved on the way (see `_remembered`); the findings proved by the bodies being
         # followed now, innermost last
         self._summaries: dict[
-            tuple[object, frozenset[State]], tuple[Outcome, tuple[gs.Finding, ...]]
+            tuple[object, frozenset[State]], tuple[Outcome, tuple[gs.Finding | Report, ...]]
         ] = {}
-        self._proved: list[list[gs.Finding]] = []
+        self._proved: list[list[gs.Finding | Report]] = []
         self.scopes_abandoned = 0
         # (scope id, why) of each scope given up on: reported (GL902), never silently passed
         self.abandoned: list[tuple[int, str]] = []
@@ -171,7 +185,9 @@ class Flow:
                 if again:
                     ctx = replace(ctx, per_call=per_call_counters(node))
                 self._scope(body_of(node.body), ctx, again=again)
-        return [self.findings[k] for k in sorted(self.findings)]
+        found = [f for f in self.findings.values() if not isinstance(f, Report)]
+        self.reports = [f for f in self.findings.values() if isinstance(f, Report)]
+        return sorted(found, key=_finding_key)
 
     def _scope(
         self,
@@ -179,7 +195,10 @@ class Flow:
         ctx: Context,
         again: bool = False,
     ) -> None:
-        start = State(owners=tuple(sorted((k, gs.EMPTY) for k in self.index.owners)))
+        start = State(
+            owners=tuple(sorted((k, gs.EMPTY) for k in self.index.owners)),
+            tracked=tuple(t.start() for t in self.trackers),
+        )
         saved = dict(self.findings)
         try:
             states = {start}
@@ -187,10 +206,10 @@ class Flow:
                 out = self._block(list(body), states, replace(ctx, local_defs=({},)))
                 # the next call starts where this one ended, by its end or by a return, with
                 # the framework's counters one further
-                ended = out.normal | out.returns
+                ended = {self._leave_pass(s, ctx.scope) for s in out.normal | out.returns}
                 for counter in ctx.per_call:
                     ended = {_advance(s, counter) for s in ended}
-                following = _bounded(states | ended)
+                following = self._bounded(states | ended)
                 if following == states:
                     break
                 states = following
@@ -210,7 +229,7 @@ class Flow:
             result = self._statement(stmt, out.normal, ctx)
             out.merge(result)
             grew = len(result.normal) > len(out.normal)
-            out.normal = _bounded(result.normal) if grew else result.normal
+            out.normal = self._bounded(result.normal) if grew else result.normal
         return out
 
     def _statement(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> Outcome:
@@ -268,7 +287,87 @@ class Flow:
         states = {_forget(s, targets) for s in states}
         if isinstance(stmt, cst.Assign):
             states = {self._rebind(s, targets, stmt.value) for s in states}
+        return self._bind(stmt, targets, states, ctx)
+
+    # trackers ----------------------------------------------------------------------------------
+    def _at(self, ctx: Context) -> At:
+        loops = (*ctx.outer_loops, *(loop.node_id for loop in ctx.loops))
+        return At(loops, ctx.guards, ctx.grad_off, ctx.names, ctx.scope, self._record)
+
+    def _tell(self, states: set[State], ctx: Context, event: PathEvent) -> set[State]:
+        if not self.trackers:
+            return states
+        at = self._at(ctx)
+        return self._each(states, lambda t, v: t.event(v, event, at))
+
+    def _bind(
+        self, stmt: cst.CSTNode, targets: set[str], states: set[State], ctx: Context
+    ) -> set[State]:
+        if not self.trackers or not targets:
+            return states
+        at = self._at(ctx)
+        return self._each(states, lambda t, v: t.assign(v, stmt, targets, at))
+
+    def _each(self, states: set[State], change: Callable[[Tracker, object], object]) -> set[State]:
+        """Every state with each tracker's value changed; states often share their trackers'
+        values (they differ in gradient facts), so each distinct value is changed once."""
+        known: dict[tuple[object, ...], tuple[object, ...]] = {}
+        out = set()
+        for s in states:
+            values = known.get(s.tracked)
+            if values is None:
+                values = known[s.tracked] = tuple(
+                    change(t, v) for t, v in zip(self.trackers, s.tracked)
+                )
+            out.add(s if values == s.tracked else replace(s, tracked=values))
+        return out
+
+    def _bounded(self, states: set[State]) -> set[State]:
+        if len(states) > WIDEN_AT:
+            states = gs.widen(states)
+            if len(states) > WIDEN_AT and self.trackers:
+                states = gs.widen(states, self._join)
+        if len(states) > MAX_STATES:
+            raise TooComplex
         return states
+
+    def _join(self, values: list[tuple[object, ...]]) -> tuple[object, ...]:
+        return tuple(
+            tracker.join([v[i] for v in values]) for i, tracker in enumerate(self.trackers)
+        )
+
+    def _met(self, states: set[State]) -> set[State]:
+        """Where paths meet (after an `if`): the trackers that join there merge the states
+        that differ only in their values."""
+        if not self.eager:
+            return states
+        joining = [t.joins_where_paths_meet for t in self.trackers]
+        groups: dict[State, list[State]] = {}
+        for s in states:
+            kept = tuple(None if j else v for j, v in zip(joining, s.tracked))
+            groups.setdefault(replace(s, tracked=kept), []).append(s)
+        if len(groups) == len(states):
+            return states
+        merged = set()
+        for shape, members in groups.items():
+            values = tuple(
+                tracker.join([m.tracked[i] for m in members]) if j else shape.tracked[i]
+                for i, (tracker, j) in enumerate(zip(self.trackers, joining))
+            )
+            merged.add(members[0] if len(members) == 1 else replace(shape, tracked=values))
+        return merged
+
+    def _leave_pass(self, s: State, loop: int) -> State:
+        if not self.trackers:
+            return s
+        values = tuple(t.leave_pass(v, loop) for t, v in zip(self.trackers, s.tracked))
+        return s if values == s.tracked else replace(s, tracked=values)
+
+    def _forget_locals(self, s: State, names: set[str]) -> State:
+        if not self.trackers:
+            return s
+        values = tuple(t.forget(v, names) for t, v in zip(self.trackers, s.tracked))
+        return s if values == s.tracked else replace(s, tracked=values)
 
     def _assigned(self, node: cst.CSTNode) -> set[str]:
         found = self._assigned_cache.get(id(node))
@@ -294,17 +393,18 @@ class Flow:
         true_states, false_states = self._branch(
             stmt.test, states, ctx, remember=self.index.steers_gradients(stmt)
         )
-        out = self._block(body_of(stmt.body), true_states, _leaving(ctx, stmt.body))
+        on_true, on_false = _guarded(ctx, stmt.test) if self.trackers else (ctx, ctx)
+        out = self._block(body_of(stmt.body), true_states, _leaving(on_true, stmt.body))
         if isinstance(stmt.orelse, cst.If):
-            other = self._if(stmt.orelse, false_states, ctx)
+            other = self._if(stmt.orelse, false_states, on_false)
         elif isinstance(stmt.orelse, cst.Else):
             other = self._block(
-                body_of(stmt.orelse.body), false_states, _leaving(ctx, stmt.orelse.body)
+                body_of(stmt.orelse.body), false_states, _leaving(on_false, stmt.orelse.body)
             )
         else:
             other = Outcome(normal=false_states)
         out.merge(other)
-        out.normal = out.normal | other.normal
+        out.normal = self._met(out.normal | other.normal)
         return out
 
     def _with(self, stmt: cst.With, states: set[State], ctx: Context) -> Outcome:
@@ -313,9 +413,12 @@ class Flow:
             if item.asname is not None:
                 targets = {ctx.names.resolve(t) for t in assigned_targets(item.asname)}
                 states = {_forget(s, targets) for s in states}
+                states = self._bind(item, targets, states, ctx)
             call = item.item
             if isinstance(call, cst.Call) and last_name(call.func) == "accumulate":
                 states = {variant for s in states for variant in _sync_or_not(s)}
+        if self.trackers and not ctx.grad_off and disables_grad(stmt):
+            ctx = replace(ctx, grad_off=True)
         return self._block(body_of(stmt.body), states, ctx)
 
     def _match(self, stmt: cst.Match, states: set[State], ctx: Context) -> Outcome:
@@ -400,20 +503,25 @@ class Flow:
         head = set(entry)
         todo = head
         body = Outcome()
+        bound = (
+            {ctx.names.resolve(t) for t in bound_here(stmt)} if isinstance(stmt, cst.For) else set()
+        )
         for _ in range(MAX_LOOP_PASSES):
             ready = todo
             if isinstance(stmt, cst.While):
                 ready = self._calls(stmt.test, todo, ctx)
+            else:
+                ready = self._bind(stmt, bound, ready, body_ctx)
             this_pass = self._block(body_of(stmt.body), ready, body_ctx)
             body.merge(this_pass)
-            body.normal = _bounded(body.normal | this_pass.normal)
+            body.normal = self._bounded(body.normal | this_pass.normal)
             ends = body.normal | body.continues
             back = {
-                _next_iteration(s, assigned, loop)
+                self._leave_pass(_next_iteration(s, assigned, loop), loop_id)
                 for s in ends
                 if (loop_id, True) not in s.last_pass
             }
-            new_head = _bounded(entry | back)
+            new_head = self._bounded(entry | back)
             todo = new_head - head
             if not todo:
                 break
@@ -426,7 +534,7 @@ class Flow:
             if runs_forever(stmt)
             else entry
             | {
-                _next_iteration(s, assigned, loop)
+                self._leave_pass(_next_iteration(s, assigned, loop), loop_id)
                 for s in ends
                 if (loop_id, False) not in s.last_pass
             }
@@ -436,7 +544,8 @@ class Flow:
             other = self._block(body_of(stmt.orelse.body), exhausted, ctx)
             out.merge(other)
             exhausted = other.normal
-        out.normal = {replace(s, first=s.first - {loop_id}) for s in exhausted | body.breaks}
+        left = exhausted | {self._leave_pass(s, loop_id) for s in body.breaks}
+        out.normal = {replace(s, first=s.first - {loop_id}) for s in left}
         return out
 
     def _collective(
@@ -532,6 +641,21 @@ class Flow:
             if not states:
                 break
             event = self.recognizer.call(call, ctx.names)
+            if isinstance(event, Backward):
+                # `self.backward(loss)` of a trainer class that defines it: its body says
+                # what the backward is (`self.scaler.scale(loss).backward()`)
+                callee = self._resolve(call, ctx)
+                if callee is not None and id(callee) in self.index.with_backward:
+                    states = self._inline(callee, call, states, ctx)
+                    continue
+            extra = self.path_events(call, ctx.names) if self.path_events is not None else None
+            if extra is not None:
+                if event is not None:  # `scaler.scale(loss).backward()`: the backward first
+                    states = self._events([event], states, ctx)
+                    states = self._tell(states, ctx, extra)
+                else:  # a clip, an unscale_, a scheduler step: known to the trackers
+                    states = self._opaque(call, self._tell(states, ctx, extra), ctx, tell=False)
+                continue
             if event is not None:
                 if isinstance(event, Update) and event.closure is not None:
                     once = self._events([event], self._closure(event.closure, states, ctx), ctx)
@@ -574,10 +698,14 @@ class Flow:
                 )
             # Accelerate: once accumulate() has set sync_gradients, a prepared optimizer's
             # step() and zero_grad() do nothing while it is False (model.zero_grad() still acts)
-            states = {
-                s if gated and (SYNC_GRADIENTS, False) in s.assumed else self._apply(event, s, ctx)
-                for s in states
-            }
+            skipped: set[State] = set()
+            applied: set[State] = set()
+            for s in states:
+                if gated and (SYNC_GRADIENTS, False) in s.assumed:
+                    skipped.add(s)
+                else:
+                    applied.add(self._apply(event, s, ctx))
+            states = skipped | self._tell(applied, ctx, event)
         return states
 
     def _apply(self, event: Event, s: State, ctx: Context) -> State:
@@ -704,9 +832,15 @@ class Flow:
             leaving=ctx.leaving,
             inlining=(*ctx.inlining, id(callee)),
             scope=id(callee),
+            guards=ctx.guards,
+            grad_off=ctx.grad_off,
+            outer_loops=(*ctx.outer_loops, *(loop.node_id for loop in ctx.loops)),
         )
         # what following the body depends on besides the states (see `_remembered`)
         key = (
+            inner.guards,
+            inner.grad_off,
+            inner.outer_loops,
             id(callee),
             id(call),
             path,
@@ -727,6 +861,7 @@ class Flow:
                 background=frozenset(),
                 assumed=frozenset(),
                 residues=s.residues - seen.residues,
+                tracked=(),
             )
             groups.setdefault(hidden, set()).add(seen)
         result: set[State] = set()
@@ -738,8 +873,11 @@ class Flow:
                 partial(self._block, body_of(callee.body), group, inner),
             )
             # the callee's own names end with the call: what was known of them goes too
-            result |= {_restored(_drop_locals(o, local), hidden) for o in out.normal | out.returns}
-        return _bounded(result)
+            result |= {
+                _restored(self._forget_locals(_drop_locals(o, local), local), hidden)
+                for o in out.normal | out.returns
+            }
+        return self._bounded(result)
 
     def _remembered(
         self, key: object, states: frozenset[State], follow: Callable[[], Outcome]
@@ -776,7 +914,9 @@ class Flow:
             found = self._locals_cache[id(callee)] = bound - shared
         return found
 
-    def _opaque(self, call: cst.Call, states: set[State], ctx: Context) -> set[State]:
+    def _opaque(
+        self, call: cst.Call, states: set[State], ctx: Context, tell: bool = True
+    ) -> set[State]:
         """A call we cannot see into may reset or update whatever owner it receives."""
         func = dotted(call.func) or ""
         root = func.split(".", 1)[0]
@@ -792,6 +932,8 @@ class Flow:
         received: set[str] = set()
         for arg in call.args:
             received |= {ctx.names.resolve(n) for n in handed_over(arg.value)}
+        if tell:
+            states = self._tell(states, ctx, Opaque(frozenset(received)))
         result = set()
         for s in states:
             changes = {
@@ -823,21 +965,28 @@ class Flow:
             names |= {m[: -len(".parameters()")] for m in owner.split(",")}
         return names
 
-    def _record(self, finding: gs.Finding) -> None:
+    def _record(self, finding: gs.Finding | Report) -> None:
         for proved in self._proved:
             proved.append(finding)
-        if isinstance(finding, gs.StaleGradient):
-            key = ("GL001", finding.backward.line, finding.backward.col, finding.owner)
-        else:
-            key = ("GL002", finding.reset.line, finding.reset.col, finding.owner)
+        key = _finding_key(finding)
         order = _order(finding)
         known = self.findings.get(key)
         if known is None or order < _order(known):
             self.findings[key] = finding
 
 
-def _order(finding: gs.Finding) -> tuple[int, int, str]:
+def _finding_key(finding: gs.Finding | Report) -> tuple[object, ...]:
+    if isinstance(finding, Report):
+        return (finding.code, *finding.key)
+    if isinstance(finding, gs.StaleGradient):
+        return ("GL001", finding.backward.line, finding.backward.col, finding.owner)
+    return ("GL002", finding.reset.line, finding.reset.col, finding.owner)
+
+
+def _order(finding: gs.Finding | Report) -> tuple[object, ...]:
     """Which of several proofs of one finding to show: the shortest-looking path."""
+    if isinstance(finding, Report):
+        return finding.order
     if isinstance(finding, gs.StaleGradient):
         return (finding.previous_update.line, finding.update.line, finding.owner)
     # the backward nearest before the reset reads best
@@ -871,6 +1020,9 @@ def _context_key(ctx: Context) -> tuple[object, ...]:
         ctx.inlining,
         ctx.scope,
         ctx.per_call,
+        ctx.guards,
+        ctx.grad_off,
+        ctx.outer_loops,
     )
 
 
@@ -905,6 +1057,16 @@ def _restored(out: State, hidden: State) -> State:
     )
 
 
+def _guarded(ctx: Context, test: cst.BaseExpression) -> tuple[Context, Context]:
+    """The contexts of an `if`'s two branches, with the branch taken added to the guards."""
+    key, polarity = condition_key(test)
+    text = key if key is not None else code_of(test)
+    return (
+        replace(ctx, guards=(*ctx.guards, (text, polarity))),
+        replace(ctx, guards=(*ctx.guards, (text, not polarity))),
+    )
+
+
 def _sync_or_not(s: State) -> tuple[State, State]:
     """Entering `accelerator.accumulate(...)`: this micro-batch syncs (steps) or it does not."""
     others = frozenset(a for a in s.assumed if a[0] != SYNC_GRADIENTS)
@@ -912,14 +1074,6 @@ def _sync_or_not(s: State) -> tuple[State, State]:
         replace(s, assumed=others | {(SYNC_GRADIENTS, True)}),
         replace(s, assumed=others | {(SYNC_GRADIENTS, False)}),
     )
-
-
-def _bounded(states: set[State]) -> set[State]:
-    if len(states) > WIDEN_AT:
-        states = gs.widen(states)
-    if len(states) > MAX_STATES:
-        raise TooComplex
-    return states
 
 
 def _leaving(ctx: Context, block: cst.BaseSuite) -> Context:

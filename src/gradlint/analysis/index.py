@@ -18,7 +18,7 @@ from gradlint.analysis.events import (
     Update,
     collective,
 )
-from gradlint.analysis.order import GRAPH_CUTS
+from gradlint.analysis.graphs import GRAPH_CUTS
 from gradlint.analysis.owners import Knowledge
 from gradlint.analysis.syntax import (
     Listing,
@@ -87,7 +87,9 @@ class ModuleIndex:
 
 MODULE = 0
 _BACKWARD_WORDS = frozenset({"backward", "manual_backward"})
-_EVENT_WORDS = _BACKWARD_WORDS | {"step", "zero_grad", "grad"}
+# clipping and unscaling matter to the order rules: a helper that only clips is followed too
+_TRAINING_WORDS = frozenset({"clip_grad_norm_", "clip_grad_value_", "unscale_"})
+_EVENT_WORDS = _BACKWARD_WORDS | _TRAINING_WORDS | {"step", "zero_grad", "grad"}
 
 
 def index_module(
@@ -306,6 +308,10 @@ def _reach(
             enclosing.append((nodes.ends[index], scope, node.name.value))
         elif kind is cst.Attribute and node.attr.value in _EVENT_WORDS:
             words.setdefault(scope, set()).add(node.attr.value)
+        elif (
+            kind is cst.Name and node.value in _TRAINING_WORDS
+        ):  # `from ... import clip_grad_norm_`
+            words.setdefault(scope, set()).add(node.value)
         elif kind is cst.Call:
             name = dotted(node.func) or ""
             targets: list[int] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Union
 
@@ -115,6 +116,7 @@ class State:
     first: frozenset[int] = frozenset()  # loops (by id) in their first iteration
     residues: frozenset[Residue] = frozenset()  # loop counters modulo k
     last_pass: frozenset[tuple[int, bool]] = frozenset()  # (loop, is this its last pass?)
+    tracked: tuple[object, ...] = ()  # each tracker's value (see analysis.tracking), in order
 
     def residue(self, counter: str, modulus: str) -> Residue | None:
         for known in self.residues:
@@ -138,8 +140,12 @@ class State:
         return replace(self, owners=tuple(sorted(merged.items(), key=lambda kv: kv[0])))
 
 
-def widen(states: set[State]) -> set[State]:
-    """Merge states that differ only in which backward sites are fresh.
+def widen(
+    states: set[State],
+    join: Callable[[list[tuple[object, ...]]], tuple[object, ...]] | None = None,
+) -> set[State]:
+    """Merge states that differ only in which backward sites are fresh (and, given `join`,
+    in the trackers' values, which it joins).
 
     The merged state keeps the sites common to all (and says so with `partial`), so whatever
     it reports holds on every merged path: precision is kept, some findings may be lost.
@@ -149,7 +155,9 @@ def widen(states: set[State]) -> set[State]:
         shape = tuple(
             (key, f.used_by, f.stale, f.stale_sure, f.lost, f.unknown) for key, f in s.owners
         )
-        groups.setdefault((shape, s.assumed, s.first, s.residues, s.last_pass), []).append(s)
+        tracked = s.tracked if join is None else ()
+        group = (shape, s.assumed, s.first, s.residues, s.last_pass, tracked)
+        groups.setdefault(group, []).append(s)
     merged: set[State] = set()
     for members in groups.values():
         if len(members) == 1:
@@ -162,5 +170,8 @@ def widen(states: set[State]) -> set[State]:
             partial = any(f.partial or f.fresh != common for f in every)
             owners.append((key, replace(facts, fresh=common, partial=partial)))
         background = frozenset.intersection(*(m.background for m in members))
-        merged.add(replace(members[0], owners=tuple(owners), background=background))
+        tracked = members[0].tracked if join is None else join([m.tracked for m in members])
+        merged.add(
+            replace(members[0], owners=tuple(owners), background=background, tracked=tracked)
+        )
     return merged

@@ -8,10 +8,14 @@ from functools import cached_property
 
 import libcst as cst
 
-from gradlint.analysis.events import Site
+from gradlint.analysis.events import Recognizer, Site
+from gradlint.analysis.graphs import relevant_names
 from gradlint.analysis.owners import Knowledge, scan_module
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import Listing, listing
+from gradlint.analysis.torch_api import Imports, imports_of
+from gradlint.analysis.tracking import Tracker
+from gradlint.analysis.training_calls import TrainingCalls
 from gradlint.tree import Tree
 from gradlint.triggers import Trigger
 
@@ -41,6 +45,26 @@ class Context:
     def knowledge(self) -> Knowledge:
         """Optimizers, models, tensors and schedulers the module creates (see analysis.owners)."""
         return scan_module(self.module, self.listed)
+
+    @cached_property
+    def imports(self) -> Imports:
+        """What each imported name stands for (see analysis.torch_api)."""
+        return imports_of(self.listed.of_type(cst.Import, cst.ImportFrom))
+
+    @cached_property
+    def recognizer(self) -> Recognizer:
+        """Backward, update and reset events, with one site per node for every rule."""
+        return Recognizer(self.knowledge, self.positions)
+
+    @cached_property
+    def training_calls(self) -> TrainingCalls:
+        """Clipping, loss scaling and scheduler steps (see analysis.training_calls)."""
+        return TrainingCalls(self.knowledge, self.recognizer, self.listed, self.imports)
+
+    @cached_property
+    def graph_names(self) -> frozenset[str]:
+        """The names whose autograd graphs can reach a backward (see analysis.graphs)."""
+        return relevant_names(self.listed)
 
     @cached_property
     def tree(self) -> Tree:
@@ -83,6 +107,8 @@ class Rule:
     # none is not parsed. The default: a call of backward.
     triggers: tuple[Trigger, ...] = ("backward(",)
     check: Check | None = None  # None: the rule's findings come from the path analysis (flow)
+    # a rule that follows paths: its analysis, run on the flow's one exploration of the file
+    tracker: Callable[[Context], Tracker] | None = None
 
 
 def path_through(*sites: Site) -> tuple[str, ...]:

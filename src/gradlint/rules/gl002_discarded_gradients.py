@@ -12,7 +12,7 @@ from gradlint.analysis.fix_safety import (
     names_bound_at,
 )
 from gradlint.analysis.state import DiscardedGradient
-from gradlint.analysis.syntax import code_of, names_in, walk
+from gradlint.analysis.syntax import bound_here, code_of, names_in, walk
 from gradlint.fixes import Candidate, MoveAfter
 from gradlint.rules.base import Rule, path_through
 from gradlint.tree import Tree
@@ -119,7 +119,7 @@ def fix_candidates(finding: DiscardedGradient, tree: Tree) -> list[Candidate]:
     # A reset inside `for p in params:` moves with its loop.
     parent_loop = next(iter(tree.loops(moved)), None)
     tensor = finding.reset.label.split(".grad", 1)[0]
-    if isinstance(parent_loop, cst.For) and tensor in _target_names(parent_loop.target):
+    if isinstance(parent_loop, cst.For) and tensor in bound_here(parent_loop):
         moved = parent_loop
     if moved is anchor or any(a is moved for a in tree.ancestors(anchor)):
         return []
@@ -188,12 +188,6 @@ def _same_code(first: cst.CSTNode, second: cst.CSTNode) -> bool:
     ):
         return False
     return [code_of(s) for s in first.body] == [code_of(s) for s in second.body]
-
-
-def _target_names(target: cst.BaseExpression) -> set[str]:
-    if isinstance(target, cst.Tuple):
-        return {e.value.value for e in target.elements if isinstance(e.value, cst.Name)}
-    return {target.value} if isinstance(target, cst.Name) else set()
 
 
 def update_label(finding: DiscardedGradient) -> str:

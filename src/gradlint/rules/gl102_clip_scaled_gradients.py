@@ -3,138 +3,133 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
-from gradlint.analysis.order import (
-    Step,
-    is_clip,
-    replace_statement,
-    scalers,
-    sequences,
+from gradlint.analysis.events import Site, Update
+from gradlint.analysis.syntax import code_of, dotted, written
+from gradlint.analysis.torch_api import scaler_stepped
+from gradlint.analysis.tracking import (
+    At,
+    Clip,
+    Guard,
+    Opaque,
+    PathEvent,
+    Report,
+    ScaledBackward,
+    Tracker,
+    Unscale,
+    common,
+    together,
 )
-from gradlint.analysis.syntax import code_of, dotted, names_in, written
-from gradlint.analysis.torch_api import Imports, imports_of
+from gradlint.fixes import InsertBefore, apply
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 
-def check(context: Context) -> Iterator[Violation]:
-    known = scalers(context.module)
-    if not known:
-        return
-    imports = imports_of(context.listed.of_type(cst.Import, cst.ImportFrom))
-    for steps in sequences(context.module):
-        yield from _check_block(context, steps, known, imports)
+@dataclass(frozen=True)
+class _Window:
+    """From `scaler.scale(loss).backward()` to `scaler.step(optimizer)`: `.grad` is scaled."""
+
+    scaler: str
+    backward: Site
+    unscaled: frozenset[str] = frozenset()  # optimizers unscaled in the window ("*": unknown)
+    clips: frozenset[tuple[Site, tuple[Guard, ...]]] = frozenset()  # clips of scaled gradients
 
 
-def _check_block(
-    context: Context,
-    steps: list[Step],
-    known: set[str],
-    imports: Imports,
-) -> Iterator[Violation]:
-    scaled: tuple[str, cst.Call] | None = None  # (scaler, its backward call) of the open window
-    opaque = False
-    pending: list[tuple[Step, cst.Call]] = []  # clips seen in the window without unscale_
-    unscaled: set[str] = set()  # optimizers unscaled in the window
-    for step in steps:
-        if step.opaque:
-            if scaled is not None and (names_in(step.node) & {scaled[0]} or _has_step(step)):
-                opaque = True
-            continue
-        for call in reversed(list(step.calls())):  # innermost first: the order they run in
-            method = _scaler_method(call, known)
-            if method is not None and method[1] == "backward":
-                scaled, opaque, pending, unscaled = (method[0], call), False, [], set()
-                continue
-            if scaled is None:
-                continue
-            if method is not None and method[0] == scaled[0]:
-                if method[1] == "unscale_" and call.args:
-                    unscaled.add(code_of(call.args[0].value))
-                elif method[1] == "step" and call.args:
-                    optimizer = code_of(call.args[0].value)
-                    if not opaque:
-                        # an unscale_ after the clip: inserting a second one would raise
-                        fixable = optimizer not in unscaled
-                        for clip_step, clip in pending:
-                            yield _violation(context, scaled, clip_step, clip, optimizer, fixable)
-                    scaled = None
-                continue
-            if is_clip(call, imports):
-                if not unscaled and not opaque:
-                    pending.append((step, call))
-            elif _receives(call, scaled[0]):
-                opaque = True
+class _ScaledClips(Tracker):
+    code = "GL102"
+
+    def __init__(self, context: Context):
+        self.context = context
+
+    def start(self) -> frozenset[_Window]:
+        return frozenset()
+
+    def event(self, value: frozenset[_Window], event: PathEvent, at: At) -> frozenset[_Window]:
+        if isinstance(event, ScaledBackward):
+            return frozenset(w for w in value if w.scaler != event.scaler) | {
+                _Window(event.scaler, event.site)
+            }
+        if not value:
+            return value
+        if isinstance(event, Unscale):
+            return frozenset(
+                replace(w, unscaled=w.unscaled | {event.optimizer or "*"})
+                if w.scaler == event.scaler
+                else w
+                for w in value
+            )
+        if isinstance(event, Clip):
+            return frozenset(
+                w if w.unscaled else replace(w, clips=w.clips | {(event.site, at.guards)})
+                for w in value
+            )
+        if isinstance(event, Update):
+            scaler = _scaler_of(event, at)
+            for window in value:
+                if window.scaler != scaler:
+                    continue
+                for clip, guards in window.clips:
+                    if together(guards, at.guards):
+                        data = (clip, window, event.site)
+                        at.report(Report(self.code, (id(clip.node),), data, (event.site.seq,)))
+            return frozenset(w for w in value if w.scaler != scaler)
+        if isinstance(event, Opaque):
+            return frozenset(w for w in value if w.scaler not in event.received)
+        return value
+
+    def join(self, values: list[frozenset[_Window]]) -> frozenset[_Window]:
+        return common(values)
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        for report in reports:
+            clip, window, step = report.data
+            yield _violation(self.context, clip, window, step)
 
 
-def _scaler_method(call: cst.Call, known: set[str]) -> tuple[str, str] | None:
-    """(scaler, method) of `scaler.unscale_(...)`, `scaler.step(...)` or
-    `scaler.scale(loss).backward()` (method "backward")."""
-    func = call.func
-    if not isinstance(func, cst.Attribute):
+def _scaler_of(event: Update, at: At) -> str | None:
+    """The scaler of `scaler.step(optimizer)`, None for any other update."""
+    call = event.site.node
+    if not isinstance(call, cst.Call) or scaler_stepped(call) is None:
         return None
-    receiver = func.value
-    if func.attr.value == "backward" and isinstance(receiver, cst.Call):
-        inner = receiver.func
-        if isinstance(inner, cst.Attribute) and inner.attr.value == "scale":
-            name = dotted(inner.value)
-            return (name, "backward") if name in known else None
-        return None
-    name = dotted(receiver)
-    if name in known and func.attr.value in ("unscale_", "step"):
-        return name, func.attr.value
-    return None
+    assert isinstance(call.func, cst.Attribute)
+    receiver = dotted(call.func.value)
+    return at.names.resolve(receiver) if receiver is not None else None
 
 
-def _receives(call: cst.Call, scaler: str) -> bool:
-    return any(scaler in names_in(arg.value) for arg in call.args)
-
-
-def _has_step(step: Step) -> bool:
-    return any(
-        isinstance(c.func, cst.Attribute) and c.func.attr.value in ("step", "unscale_")
-        for c in step.calls()
-    )
-
-
-def _violation(
-    context: Context,
-    scaled: tuple[str, cst.Call],
-    step: Step,
-    clip: cst.Call,
-    optimizer: str,
-    fixable: bool,
-) -> Violation:
-    scaler, backward = scaled
-    line = context.positions.of(backward)[0]
-    label = code_of(clip.func).rsplit(".", 1)[-1]
+def _violation(context: Context, clip: Site, window: _Window, step: Site) -> Violation:
+    call = clip.node
+    assert isinstance(call, cst.Call) and isinstance(step.node, cst.Call)
+    stepped = scaler_stepped(step.node)
+    optimizer = written(stepped) if stepped is not None else "optimizer"
+    assert isinstance(step.node.func, cst.Attribute)
+    scaler = written(step.node.func.value)
+    label = code_of(call.func).rsplit(".", 1)[-1]
+    backward = window.backward
     message = (
-        f"`{label}` clips the gradients that `{written(backward)}` (line {line}) left "
+        f"`{label}` clips the gradients that `{backward.label}` (line {backward.line}) left "
         f"multiplied by the loss scale: call `{scaler}.unscale_({optimizer})` before clipping, "
         "or the threshold, in true units, is divided by the scale"
     )
+    tree = context.tree
+    line = tree.statement(call)
+    fix = None
+    # an unscale_ after the clip: inserting a second one would raise; in another function the
+    # step's names may mean nothing where the clip is
+    if not window.unscaled and tree.function(call) is tree.function(step.node):
+        code = f"{scaler}.unscale_({optimizer})"
+        fix = Rewrite(
+            f"Insert `{code}` before the clip",
+            lambda module: apply(module, InsertBefore(line, code)) if line else None,
+        )
     return Violation(
         RULE.code,
-        clip,
+        call,
         message,
-        trail=(f"{written(backward)} at line {line}", f"{label}(...) without unscale_"),
-        fix=Rewrite(
-            f"Insert `{scaler}.unscale_({optimizer})` before the clip",
-            lambda module: _insert_unscale(module, step.line, f"{scaler}.unscale_({optimizer})"),
-        )
-        if fixable
-        else None,
+        trail=(f"{backward.label} at line {backward.line}", f"{label}(...) without unscale_"),
+        fix=fix,
     )
-
-
-def _insert_unscale(module: cst.Module, line: cst.BaseStatement, code: str) -> cst.Module | None:
-    if not isinstance(line, cst.SimpleStatementLine):
-        return None
-    unscale = cst.parse_statement(code + "\n")
-    assert isinstance(unscale, cst.SimpleStatementLine)
-    unscale = unscale.with_changes(leading_lines=line.leading_lines)
-    return replace_statement(module, line, [unscale, line.with_changes(leading_lines=[])])
 
 
 RULE = Rule(
@@ -143,13 +138,16 @@ RULE = Rule(
     summary="Gradient clipping with a GradScaler but without `scaler.unscale_(optimizer)` first",
     fixable=True,
     triggers=(("clip_grad", "scale("),),
-    check=check,
+    tracker=_ScaledClips,
     docs="""## What it does
 Finds `clip_grad_norm_` / `clip_grad_value_` (torch.nn.utils, under any import spelling)
 called between `scaler.scale(loss).backward()` and `scaler.step(optimizer)` of a
-`GradScaler`, with no `scaler.unscale_(optimizer)` before the clip. The order is read within
-one block and the `if`/`with` blocks inside it; a call that receives the scaler or the
-optimizer in between, or code gradlint cannot order, silences the rule.
+`GradScaler`, with no `scaler.unscale_(optimizer)` before the clip, on a path where the
+three run in this order (the backward, the clip and the step may sit in three helper methods
+of a trainer class; a scaler passed as a parameter is followed). A scaler is a name assigned
+from `GradScaler(...)` or named `...scaler`. A call gradlint cannot see into that receives the
+scaler silences the rule, and so does a clip and a step under unrelated conditions (`if a:`
+and `if b:`): only branches that one of the two shares with the other count.
 
 `accelerator.clip_grad_norm_(...)` is not reported: Accelerate unscales before clipping.
 

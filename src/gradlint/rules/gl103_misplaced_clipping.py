@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
-from gradlint.analysis.events import Backward, Names, Recognizer, Update
+from gradlint.analysis.events import Backward, Reset, Site, Update
 from gradlint.analysis.fix_safety import depends_on_data
-from gradlint.analysis.order import (
-    Step,
-    clipped_parameters,
-    is_clip,
-    sequences,
+from gradlint.analysis.syntax import code_of
+from gradlint.analysis.tracking import (
+    At,
+    Clip,
+    Guard,
+    Opaque,
+    PathEvent,
+    Report,
+    Tracker,
+    common,
+    met,
+    together,
+    unambiguous,
 )
-from gradlint.analysis.syntax import code_of, dotted, names_in, walk
-from gradlint.analysis.torch_api import Imports, imports_of
 from gradlint.fixes import MoveBefore, apply
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
+from gradlint.tree import Tree
 
 DOCS = """## What it does
 Finds `clip_grad_norm_` / `clip_grad_value_` (torch.nn.utils) that runs outside the window
@@ -29,10 +36,14 @@ between the last `backward()` of an iteration and the optimizer's `step()`:
 - on every micro-batch of an accumulation loop whose step runs only under a condition with
   `%` (`if (i + 1) % k == 0:`), while the clip is outside that condition.
 
-The order is read within one block and the `if`/`with` blocks inside it. The clip is matched
-to its optimizer by the model it clips (`model.parameters()` and the optimizer built on it)
-or because the block steps only one optimizer. A call that receives the optimizer, or a
-`backward()`/`step()` inside code gradlint cannot order, silences the rule.
+Events are followed along every path of the path analysis: through helper functions and
+methods of the module (with their parameters bound to the caller's objects), inner loops,
+`try`, and from one iteration to the next; a `continue` or `break` ends the path's pass.
+The clip is matched to its optimizer by the model it clips (`model.parameters()` and the
+optimizer built on it) or, when that is not known, because it meets the step of only one
+optimizer. `clip_grad_norm_(params, float("inf"))` only measures the norm and is never
+reported. A call gradlint cannot see into that receives the optimizer or the model forgets
+what was seen; reading the optimizer (`torch.save(optimizer.state_dict(), ...)`) does not.
 
 ## Why is this bad?
 Clipping bounds the gradient the update uses. Clipped too early, the new gradient is never
@@ -73,209 +84,212 @@ there the clip may not run where the program needs it, and the fix is unsafe.
 """
 
 
+# One clip waiting for the update it serves.
 @dataclass(frozen=True)
-class _Event:
-    kind: str  # "backward", "update", "clip" or "opaque"
-    step: Step
-    call: cst.Call | None = None
-    optimizer: str | None = None
+class _Pending:
+    clip: Site
+    models: tuple[str, ...] | None
+    guards: tuple[Guard, ...]
+    fresh: bool | None  # a backward's gradient had arrived since the last update or reset
+    then: Site | None = None  # the first backward after the clip
 
 
-def check(context: Context) -> Iterator[Violation]:
-    recognizer = Recognizer(context.knowledge, context.positions)
-    imports = imports_of(context.listed.of_type(cst.Import, cst.ImportFrom))
-    for steps in sequences(context.module):
-        events = list(_events(context, recognizer, steps, imports))
-        if not any(e.kind == "clip" for e in events):
-            continue
-        for index, event in enumerate(events):
-            if event.kind == "clip":
-                violation = _judge(context, events, index)
-                if violation is not None:
-                    yield violation
+# An update, remembered until the next backward: a clip before that clips what it already used.
+@dataclass(frozen=True)
+class _Done:
+    update: Site
+    optimizer: str
+    guards: tuple[Guard, ...]
+    unclipped: bool  # it read a backward's gradient that no clip had seen
 
 
-def _events(
-    context: Context,
-    recognizer: Recognizer,
-    steps: list[Step],
-    imports: Imports,
-) -> Iterator[_Event]:
-    knowledge = context.knowledge
-    for step in steps:
-        if step.opaque:
-            if any(
-                is_clip(c, imports) or _makes_event(recognizer, c)
-                for c in walk(step.node)
-                if isinstance(c, cst.Call)
-            ):
-                yield _Event("opaque", step)
-            continue
-        for call in reversed(list(step.calls())):
-            if is_clip(call, imports):
-                yield _Event("clip", step, call)
-                continue
-            event = recognizer.call(call, Names())
-            if isinstance(event, Backward):
-                yield _Event("backward", step, call)
-            elif isinstance(event, Update):
-                owners = [o for o in event.owners if knowledge.is_optimizer(o)]
-                if len(owners) == 1:
-                    yield _Event("update", step, call, owners[0])
-                else:
-                    yield _Event("opaque", step, call)
-            elif any(
-                knowledge.is_optimizer(name) for arg in call.args for name in names_in(arg.value)
-            ):
-                yield _Event("opaque", step, call)  # a call that receives an optimizer
+@dataclass(frozen=True)
+class _Value:
+    fresh: bool | None = False  # a backward since the last update or reset (None: on some paths)
+    unclipped: bool = False  # a backward since the last clip
+    pending: frozenset[_Pending] = frozenset()
+    done: frozenset[_Done] = frozenset()
 
 
-def _makes_event(recognizer: Recognizer, call: cst.Call) -> bool:
-    return isinstance(recognizer.call(call, Names()), (Backward, Update))
+# the kinds of misplacement, in the order they are preferred when one clip shows several
+LATE, EARLY, PARTIAL = 0, 1, 2
 
 
-def _optimizer_of(context: Context, events: list[_Event], clip: cst.Call) -> str | None:
-    stepped = {e.optimizer for e in events if e.kind == "update"}
-    if len(stepped) == 1:
-        return next(iter(stepped))
-    parameters = clipped_parameters(clip)
-    if not (
-        isinstance(parameters, cst.Call)
-        and isinstance(parameters.func, cst.Attribute)
-        and parameters.func.attr.value == "parameters"
-    ):
-        return None
-    receiver = dotted(parameters.func.value)
-    if receiver is None:
-        return None
-    model = context.knowledge.model(receiver)
-    owners = [
-        o
-        for o in stepped
-        if o is not None and (link := context.knowledge.link(o)) is not None and model in link[0]
-    ]
-    return owners[0] if len(owners) == 1 else None
+class _Clipping(Tracker):
+    code = "GL103"
 
+    def __init__(self, context: Context):
+        self.context = context
 
-def _judge(context: Context, events: list[_Event], index: int) -> Violation | None:
-    clip = events[index]
-    assert clip.call is not None
-    optimizer = _optimizer_of(context, events, clip.call)
-    if optimizer is None:
-        return None
-    relevant = [
-        (i, e)
-        for i, e in enumerate(events)
-        if e.kind in ("backward", "opaque") or (e.kind == "update" and e.optimizer == optimizer)
-    ]
-    before = [e for i, e in relevant if i < index]
-    after = [e for i, e in relevant if i > index]
-    previous = before[-1] if before else None
-    following = after[0] if after else None
-    if any(e is not None and e.kind == "opaque" for e in (previous, following)):
-        return None
-    if previous is not None and previous.kind == "backward":
-        if following is not None and following.kind == "update":
-            return _per_micro_batch(context, clip, previous, following)
-        return None
-    if following is not None and following.kind == "backward":
-        update = next((e for e in after if e.kind != "backward"), None)
-        if update is None or update.kind != "update":
-            return None
-        return _violation(
-            context,
-            clip,
-            update,
-            f"runs before `{_label(following)}` (line {_line(context, following)}), so it clips "
-            f"the gradients left from before, not the ones `{_label(update)}` "
-            f"(line {_line(context, update)}) uses",
+    def start(self) -> _Value:
+        return _Value()
+
+    def event(self, value: _Value, event: PathEvent, at: At) -> _Value:
+        if isinstance(event, Backward):
+            pending = frozenset(
+                p if p.then is not None else replace(p, then=event.site) for p in value.pending
+            )
+            return _Value(True, True, pending, frozenset())
+        if isinstance(event, Clip):
+            for done in value.done:
+                if done.unclipped and together(done.guards, at.guards):
+                    match = self._matches(event.models, done.optimizer)
+                    if match is not False:
+                        self._report(at, event.site, done.update, LATE, done.optimizer, match)
+            waiting = _Pending(event.site, event.models, at.guards, value.fresh)
+            return replace(value, unclipped=False, pending=value.pending | {waiting})
+        if isinstance(event, Update):
+            return self._update(value, event, at)
+        if isinstance(event, Reset):
+            return replace(value, fresh=False, unclipped=False)
+        if isinstance(event, Opaque) and self._touches(event.received):
+            return _Value()
+        return value
+
+    def _update(self, value: _Value, event: Update, at: At) -> _Value:
+        kept = set(value.pending)
+        done = set(value.done)
+        for optimizer in event.owners:
+            for waiting in value.pending:
+                match = self._matches(waiting.models, optimizer)
+                if match is False:
+                    continue
+                kept.discard(waiting)
+                if waiting.then is None or not together(waiting.guards, at.guards):
+                    continue
+                if waiting.fresh is False:
+                    self._report(at, waiting.clip, event.site, EARLY, optimizer, match)
+                elif waiting.fresh and _gate(at.guards, waiting.guards) is not None:
+                    self._report(at, waiting.clip, event.site, PARTIAL, optimizer, match)
+            done.add(_Done(event.site, optimizer, at.guards, value.unclipped))
+        return _Value(False, False, frozenset(kept), frozenset(done))
+
+    def join(self, values: list[_Value]) -> _Value:
+        fresh = {v.fresh for v in values}
+        return _Value(
+            fresh.pop() if len(fresh) == 1 else None,
+            all(v.unclipped for v in values),
+            common(v.pending for v in values),
+            common(v.done for v in values),
         )
-    if previous is not None and following is None and len(before) >= 2:
-        if before[-2].kind != "backward":
+
+    def leave_pass(self, value: _Value, loop: int) -> _Value:
+        # a clip after the update of the same pass is late; one pass later it is early
+        return replace(value, done=frozenset()) if value.done else value
+
+    def _matches(self, models: tuple[str, ...] | None, optimizer: str) -> bool | None:
+        """Whether a clip of `models` clips what `optimizer` updates; None: not known."""
+        link = self.context.knowledge.link(optimizer)
+        if models is None or link is None:
             return None
-        return _violation(
-            context,
-            clip,
-            previous,
-            f"runs after `{_label(previous)}` (line {_line(context, previous)}): the update "
-            "already used the unclipped gradients",
-        )
+        if set(models) & set(link[0]):
+            return True
+        # `self.model` clipped, the optimizer built in `__init__` from its parameter `model`
+        tails = {m.rsplit(".", 1)[-1] for m in link[0]}
+        return None if any(m.rsplit(".", 1)[-1] in tails for m in models) else False
+
+    def _touches(self, received: frozenset[str]) -> bool:
+        knowledge = self.context.knowledge
+        return any(knowledge.is_optimizer(n) or n in knowledge.models for n in received)
+
+    def _report(
+        self, at: At, clip: Site, update: Site, kind: int, optimizer: str, sure: bool | None
+    ) -> None:
+        data = (clip, update, kind, at.guards)
+        at.report(Report(self.code, (id(clip.node),), data, (kind, update.seq)))
+        if not sure:  # which optimizer a clip serves is known only if it met one
+            met(at, self.code, clip.node, optimizer)
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        for report in unambiguous(reports):
+            clip, update, kind, guards = report.data
+            yield _violation(self.context, clip, update, kind, guards)
+
+
+def _gate(update: tuple[Guard, ...], clip: tuple[Guard, ...]) -> str | None:
+    """The accumulation window (`if (i + 1) % k == 0:`) the update runs in and the clip not."""
+    for text, taken in update:
+        if taken and (text, taken) not in clip and "%" in text:
+            return text
     return None
 
 
-def _per_micro_batch(
-    context: Context, clip: _Event, backward: _Event, update: _Event
-) -> Violation | None:
-    """Backward and clip on every micro-batch, the update only under `if ... % k ...`."""
-    gate = next(
-        (
-            c
-            for c in update.step.conditions
-            if c not in clip.step.conditions
-            and c not in backward.step.conditions
-            and any(isinstance(n, cst.Modulo) for n in walk(c.test))
-        ),
-        None,
-    )
-    if gate is None:
-        return None
-    return _violation(
-        context,
-        clip,
-        update,
-        f"runs on every micro-batch while `{_label(update)}` (line {_line(context, update)}) "
-        f"runs only when `{cst.Module([]).code_for_node(gate.test)}`: each clip shrinks the "
-        "partial sum so far, so the first micro-batches are shrunk again by every later clip",
-    )
-
-
-def _label(event: _Event) -> str:
-    return code_of(event.call) if event.call is not None else code_of(event.step.node)
-
-
-def _line(context: Context, event: _Event) -> int:
-    return context.positions.of(event.call or event.step.node)[0]
-
-
-def _violation(context: Context, clip: _Event, update: _Event, problem: str) -> Violation:
-    assert clip.call is not None
-    name = code_of(clip.call.func).rsplit(".", 1)[-1]
-    fix = None
-    if _movable(clip, update):
-        moved, anchor = clip.step.line, update.step.line
-        # into a condition on the data (`if torch.isfinite(norm):`) the clip may no longer
-        # run where the program needs it: then the move is unsafe
-        entered = [c for c in update.step.conditions if c not in clip.step.conditions]
-        safe = not any(depends_on_data(c.test) for c in entered)
-        fix = Rewrite(
-            f"Move `{name}(...)` directly before `{_label(update)}`",
-            lambda module: apply(module, MoveBefore(moved, anchor)),
-            "safe" if safe else "unsafe",
+def _violation(
+    context: Context, clip: Site, update: Site, kind: int, guards: tuple[Guard, ...]
+) -> Violation:
+    call = clip.node
+    assert isinstance(call, cst.Call)
+    name = code_of(call.func).rsplit(".", 1)[-1]
+    if kind == EARLY:
+        problem = (
+            f"runs before a `backward()`, so it clips the gradients left from before, not the "
+            f"ones `{update.label}` (line {update.line}) uses"
+        )
+    elif kind == PARTIAL:
+        gate = _gate(guards, ()) or "..."
+        problem = (
+            f"runs on every micro-batch while `{update.label}` (line {update.line}) runs only "
+            f"when `{gate}`: each clip shrinks the partial sum so far, so the first "
+            "micro-batches are shrunk again by every later clip"
+        )
+    else:
+        problem = (
+            f"runs after `{update.label}` (line {update.line}): the update already used the "
+            "unclipped gradients"
         )
     return Violation(
         RULE.code,
-        clip.call,
+        call,
         f"`{name}` {problem}; clip once, directly before the update",
-        trail=(
-            f"{name}(...) at line {_line(context, clip)}",
-            f"{_label(update)} at line {_line(context, update)}",
-        ),
-        fix=fix,
+        trail=(f"{name}(...) at line {clip.line}", f"{update.label} at line {update.line}"),
+        fix=_move(context, call, update),
     )
 
 
-def _movable(clip: _Event, update: _Event) -> bool:
-    line = clip.step.line
+def _move(context: Context, clip: cst.Call, update: Site) -> Rewrite | None:
+    """Move the clip's statement directly before the update's, when it is a statement of its
+    own in the same function and runs under no `if` or `with` the update does not share."""
+    tree = context.tree
+    moved, anchor = tree.statement(clip), tree.statement(update.node) if update.node else None
     if not (
-        isinstance(line, cst.SimpleStatementLine)
-        and len(line.body) == 1
-        and isinstance(line.body[0], cst.Expr)
-        and line.body[0].value is clip.call
-        and isinstance(update.step.line, cst.SimpleStatementLine)
+        isinstance(moved, cst.SimpleStatementLine)
+        and isinstance(anchor, cst.SimpleStatementLine)
+        and len(moved.body) == 1
+        and isinstance(moved.body[0], cst.Expr)
+        and moved.body[0].value is clip
+        and tree.function(moved) is tree.function(anchor)
+        and tree.loops(moved) == tree.loops(anchor)
     ):
-        return False
-    shares = all(c in update.step.conditions for c in clip.step.conditions)
-    return shares and all(w in update.step.contexts for w in clip.step.contexts)
+        return None
+    around = {id(a) for a in tree.ancestors(anchor)}
+    blocks = _blocks(tree, moved)
+    if not all(id(b) in around for b in blocks):
+        return None
+    name = code_of(clip.func).rsplit(".", 1)[-1]
+    # into a condition on the data (`if torch.isfinite(norm):`) the clip may no longer run
+    # where the program needs it: then the move is unsafe
+    entered = [
+        b
+        for b in _blocks(tree, anchor)
+        if isinstance(b, cst.If) and id(b) not in set(map(id, blocks))
+    ]
+    safe = not any(depends_on_data(b.test) for b in entered)
+    return Rewrite(
+        f"Move `{name}(...)` directly before `{update.label}`",
+        lambda module: apply(module, MoveBefore(moved, anchor)),
+        "safe" if safe else "unsafe",
+    )
+
+
+def _blocks(tree: Tree, statement: cst.CSTNode) -> list[cst.CSTNode]:
+    """The `if`s and `with`s a statement runs under, within its function."""
+    out: list[cst.CSTNode] = []
+    for ancestor in tree.ancestors(statement):
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
+            break
+        if isinstance(ancestor, (cst.If, cst.With, cst.Else)):
+            out.append(ancestor)
+    return out
 
 
 RULE = Rule(
@@ -284,6 +298,6 @@ RULE = Rule(
     summary="Gradient clipping outside the window between the last backward and the update",
     fixable=True,
     triggers=("clip_grad",),
-    check=check,
+    tracker=_Clipping,
     docs=DOCS,
 )

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import argument, dotted, last_name, walk, written
-from gradlint.analysis.torch_api import scaler_stepped
+from gradlint.analysis.events import Site, Update
+from gradlint.analysis.index import MODULE
+from gradlint.analysis.syntax import written
+from gradlint.analysis.tracking import (
+    At,
+    Guard,
+    Opaque,
+    PathEvent,
+    Report,
+    SchedulerStep,
+    Tracker,
+    common,
+    met,
+    together,
+    unambiguous,
+)
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
 
@@ -21,9 +35,17 @@ the batch loop below it. Schedulers are names assigned from `torch.optim.lr_sche
 (`StepLR`, `OneCycleLR`, `LambdaLR`, ...) or a `get_*_schedule*` function (Hugging Face
 transformers) given the optimizer; `scaler.step(optimizer)` counts as the optimizer's step.
 
-Not reported: `ReduceLROnPlateau` (it steps on a metric, usually at the end of an epoch), a
-scheduler or optimizer step under an `if` or `try` the other does not share, and loops where
-the optimizer already stepped earlier in the same pass.
+Schedulers are also followed into helpers, as parameters (`def train(model, loader,
+optimizer, scheduler)`), and as lists (`for scheduler in self.schedulers:` before `for
+optimizer in self.optimizers:`); a scheduler known only by its name (`scheduler`,
+`lr_scheduler`, `schedulers`) counts when it meets the step of one optimizer only. The two
+steps must be in one pass of a loop (or, outside loops, one call of a function): a scheduler
+fast-forwarded in a loop of its own before training is not reported.
+
+Not reported: `ReduceLROnPlateau` (it steps on a metric, usually at the end of an epoch),
+scheduler steps with arguments (`scheduler.step(epoch)`, diffusers' noise schedulers), a
+scheduler or optimizer step under an `if` the other does not share, and passes where the
+optimizer already stepped before the scheduler.
 
 ## Why is this bad?
 Since PyTorch 1.1 `optimizer.step()` comes first. Stepping the scheduler first skips the first
@@ -68,106 +90,90 @@ scheduler step at the top of the epoch loop) get no fix: where it belongs depend
 the schedule counts epochs or batches.
 """
 
-_SCHEDULER_CLASSES = frozenset(
-    {
-        "LambdaLR",
-        "MultiplicativeLR",
-        "StepLR",
-        "MultiStepLR",
-        "ConstantLR",
-        "LinearLR",
-        "ExponentialLR",
-        "PolynomialLR",
-        "CosineAnnealingLR",
-        "ChainedScheduler",
-        "SequentialLR",
-        "CyclicLR",
-        "OneCycleLR",
-        "CosineAnnealingWarmRestarts",
-    }
-)
-_SCHEDULE_FUNCTION = re.compile(r"^get_\w*schedule\w*$")
-_BRANCHES = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.Finally, cst.MatchCase)
+
+@dataclass(frozen=True)
+class _Pending:
+    """A scheduler step not yet followed by its optimizer's step in this pass."""
+
+    site: Site
+    scheduler: str
+    optimizer: str | None
+    loops: tuple[int, ...]  # the loops it ran in, outermost first
+    scope: int  # the function it ran in
+    guards: tuple[Guard, ...]
+
+    def same_pass(self, at: At) -> bool:
+        """Whether `at` is in the pass of the innermost loop the step ran in (or, outside any
+        loop, in the same call of its function)."""
+        return self.loops[-1] in at.loops if self.loops else True
 
 
-def check(context: Context) -> Iterator[Violation]:
-    nodes = list(walk(context.module))
-    schedulers = _schedulers(context, nodes)
-    if not schedulers:
-        return
-    tree = context.tree
-    steps = [n for n in nodes if isinstance(n, cst.Call) and last_name(n.func) == "step"]
-    for call in steps:
-        receiver = dotted(call.func.value) if isinstance(call.func, cst.Attribute) else None
-        optimizer = schedulers.get(receiver or "")
-        if optimizer is None or not isinstance(tree.parent.get(id(call)), cst.Expr):
-            continue
-        loops = tree.loops(call)
-        if not loops or _under_branch(tree, call, loops[0]):
-            continue
-        loop = loops[0]
-        updates = [s for s in steps if _steps(s, optimizer) and loop in tree.ancestors(s)]
-        at = context.positions.of(call)
-        if any(context.positions.of(u) < at for u in updates):
-            continue
-        later = [u for u in updates if not _under_branch(tree, u, loop)]
-        if not later:
-            continue
-        update = later[0]
-        line = context.positions.of(update)[0]
-        scheduler_label, update_label = written(call), written(update)
-        message = (
-            f"`{scheduler_label}` runs before `{update_label}` (line {line}) in the same "
-            f"iteration: the first learning rate of the schedule is skipped; step the "
-            f"optimizer first"
-        )
-        trail = (f"`{scheduler_label}` at line {at[0]}", f"`{update_label}` at line {line}")
-        yield Violation(CODE, call, message, trail, _swap(tree, call, update))
+class _SchedulerFirst(Tracker):
+    code = CODE
+
+    def __init__(self, context: Context):
+        self.context = context
+
+    def start(self) -> frozenset[_Pending]:
+        return frozenset()
+
+    def event(self, value: frozenset[_Pending], event: PathEvent, at: At) -> frozenset[_Pending]:
+        if isinstance(event, SchedulerStep):
+            if not at.loops and at.scope == MODULE:  # before a script's training: not in a pass
+                return value
+            others = frozenset(p for p in value if p.site != event.site)
+            stepped = _Pending(
+                event.site, event.scheduler, event.optimizer, at.loops, at.scope, at.guards
+            )
+            return others | {stepped}
+        if not value:
+            return value
+        if isinstance(event, Update):
+            left = set(value)
+            for optimizer in event.owners:
+                for waiting in value:
+                    if waiting.optimizer not in (optimizer, None):
+                        continue
+                    left.discard(waiting)
+                    if waiting.same_pass(at) and together(waiting.guards, at.guards):
+                        data = (waiting.site, event.site)
+                        key = (id(waiting.site.node),)
+                        at.report(Report(self.code, key, data, (event.site.seq,)))
+                        if waiting.optimizer is None:
+                            met(at, self.code, waiting.site.node, optimizer)
+            return frozenset(left)
+        if isinstance(event, Opaque):
+            return frozenset(p for p in value if not ({p.scheduler, p.optimizer} & event.received))
+        return value
+
+    def join(self, values: list[frozenset[_Pending]]) -> frozenset[_Pending]:
+        return common(values)
+
+    def leave_pass(self, value: frozenset[_Pending], loop: int) -> frozenset[_Pending]:
+        if not value:
+            return value
+        return frozenset(p for p in value if loop not in p.loops and loop != p.scope)
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        for report in unambiguous(reports):
+            scheduler, update = report.data
+            yield _violation(self.context, scheduler, update)
 
 
-def _schedulers(context: Context, nodes: list[cst.CSTNode]) -> dict[str, str]:
-    """scheduler name -> the optimizer it was built on, for the optimizers the module knows."""
-    found: dict[str, str] = {}
-    for node in nodes:
-        if not (isinstance(node, cst.Assign) and isinstance(node.value, cst.Call)):
-            continue
-        if len(node.targets) != 1:
-            continue
-        name = dotted(node.targets[0].target)
-        call = node.value
-        func = dotted(call.func) or ""
-        tail = func.rsplit(".", 1)[-1]
-        if tail not in _SCHEDULER_CLASSES and not _SCHEDULE_FUNCTION.match(tail):
-            continue
-        optimizer = _optimizer_argument(call)
-        if name is None or optimizer is None or not context.knowledge.is_optimizer(optimizer):
-            continue
-        found[name] = optimizer
-    return found
-
-
-def _optimizer_argument(call: cst.Call) -> str | None:
-    given = argument(call, 0, "optimizer")
-    return dotted(given) if given is not None else None
-
-
-def _steps(call: cst.Call, optimizer: str) -> bool:
-    """`optimizer.step(...)` or `scaler.step(optimizer)`."""
-    if not isinstance(call.func, cst.Attribute):
-        return False
-    if (dotted(call.func.value) or "") == optimizer:
-        return True
-    stepped = scaler_stepped(call)
-    return stepped is not None and dotted(stepped) == optimizer
-
-
-def _under_branch(tree: Tree, node: cst.CSTNode, loop: cst.CSTNode) -> bool:
-    for ancestor in tree.ancestors(node):
-        if ancestor is loop:
-            return False
-        if isinstance(ancestor, _BRANCHES):
-            return True
-    return True
+def _violation(context: Context, scheduler: Site, update: Site) -> Violation:
+    call, stepped = scheduler.node, update.node
+    assert isinstance(call, cst.Call) and isinstance(stepped, cst.Call)
+    scheduler_label, update_label = written(call), written(stepped)
+    message = (
+        f"`{scheduler_label}` runs before `{update_label}` (line {update.line}) in the same "
+        f"iteration: the first learning rate of the schedule is skipped; step the "
+        f"optimizer first"
+    )
+    trail = (
+        f"`{scheduler_label}` at line {scheduler.line}",
+        f"`{update_label}` at line {update.line}",
+    )
+    return Violation(CODE, call, message, trail, _swap(context.tree, call, stepped))
 
 
 def _swap(tree: Tree, scheduler_step: cst.Call, update: cst.Call) -> Rewrite | None:
@@ -203,5 +209,5 @@ RULE = Rule(
     fixable=True,
     triggers=(("schedule", "step("),),
     docs=DOCS,
-    check=check,
+    tracker=_SchedulerFirst,
 )

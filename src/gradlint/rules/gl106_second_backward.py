@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 
 import libcst as cst
 
-from gradlint.analysis.order import (
-    UNKNOWN,
-    Graph,
-    Graphs,
-    Step,
-    compatible,
-    sequences,
-)
-from gradlint.analysis.syntax import argument, code_of, written
-from gradlint.analysis.torch_api import backward_loss
+from gradlint.analysis.events import Backward, Site
+from gradlint.analysis.graphs import Element, Followed, GraphTracker, Mark, Names
+from gradlint.analysis.syntax import argument, code_of, names_in, written
+from gradlint.analysis.tracking import At, PathEvent, Report, together
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 DOCS = """## What it does
-Finds two `backward()` calls in one pass of a block whose graphs share a forward
-computation (the same loss twice, or two losses computed from one `out = model(x)`), where
-the earlier call has no `retain_graph=True` (nor `create_graph=True`) and the shared forward
-is not computed again in between. The order is read within one block and the `if`/`with`
-blocks inside it; what goes through `.detach()` or `.item()` shares nothing, and a name
-bound by code gradlint cannot read (an inner loop, a `try`) silences the rule.
+Finds two `backward()` calls on one path whose graphs share a forward computation (the same
+loss twice, two losses computed from one `out = model(x)`, or a recurrent hidden state carried
+into the next iteration without `.detach()`, as in truncated backpropagation through time),
+where the earlier call has no `retain_graph=True` (nor `create_graph=True`) and the shared
+forward is not computed again in between. Events are followed along every path of the path analysis: through helper functions and
+methods of the module (with their parameters bound to the caller's objects), inner loops,
+`try`, and from one iteration to the next; a `continue` or `break` ends the path's pass.
+What goes through `.detach()` or `.item()` shares nothing; a result of a helper function of the
+module (`repackage_hidden(hidden)`) or of a comprehension is not read and silences the rule.
 
 ## Why is this bad?
 `backward()` frees the intermediate values the graph saved, unless told to retain them. The
@@ -58,46 +56,66 @@ for x, y in loader:
 ## Fix safety
 The fix adds `retain_graph=True` to the earlier `backward()`. It is marked unsafe: the
 graph then stays in memory until the second call, and summing the losses into one
-`backward()` is usually what was meant (same gradients, one pass, less memory).
+`backward()` is usually what was meant (same gradients, one pass, less memory). A graph
+carried from an earlier iteration gets no fix: retaining every iteration's graph would grow
+memory without bound; detach the carried tensor where the next iteration takes it.
 """
 
 
-_MAKES_MODELS = re.compile(r"_*(?:load|get|build|create|make|init|setup|prepare|from_pretrained)")
+_MAKES_MODELS = re.compile(
+    r"_*(?:load|get|build|create|make|init|setup|prepare|from_pretrained|unwrap|wrap|compile|"
+    r"deepcopy|copy)"
+)
 
 
-def check(context: Context) -> Iterator[Violation]:
-    knowledge = context.knowledge
+class _SecondBackward(GraphTracker):
+    code = "GL106"
 
-    def forward(callee: str) -> str | None:
-        if _MAKES_MODELS.match(callee.rsplit(".", 1)[-1]) or callee.startswith("torch."):
-            return None  # `load_models(path)` returns models, not a computation through them
-        return knowledge.model(callee) if knowledge.is_forward(callee) else None
+    def __init__(self, context: Context):
+        knowledge = context.knowledge
 
-    for steps in sequences(context.module):
-        yield from _check_block(context, steps, forward)
+        def forward(callee: str) -> str | None:
+            if _MAKES_MODELS.match(callee.rsplit(".", 1)[-1]) or callee.startswith("torch."):
+                return None  # `load_models(path)` returns models, not a computation through them
+            return knowledge.model(callee) if knowledge.is_forward(callee) else None
 
+        super().__init__(context, forward)
 
-def _check_block(
-    context: Context, steps: list[Step], forward: Callable[[str], str | None]
-) -> Iterator[Violation]:
-    graphs = Graphs(forward)
-    earlier: list[tuple[Step, cst.Call, Graph]] = []  # backwards that freed their graph
-    for step in steps:
-        if not step.opaque:
-            for call in reversed(list(step.calls())):
-                loss = backward_loss(call)
-                if loss is None or step.under_no_grad():
-                    continue
-                graph = graphs.of(loss)
-                if not graph or graph & UNKNOWN:
-                    continue
-                for first_step, first, freed in earlier:
-                    if freed & graph and compatible(first_step, step):
-                        yield _violation(context, first, call)
-                        break
-                if not _retains(call):
-                    earlier.append((step, call, graph))
-        graphs.read(step)
+    def event(self, value: Followed, event: PathEvent, at: At) -> Followed:
+        if not isinstance(event, Backward):
+            return value
+        value, graph = self.backward_graph(value, event.site.node, at)
+        if graph is None:
+            return value
+        for freed in sorted(value.marks, key=lambda m: m.site.seq):
+            if freed.element in graph and together(freed.guards, at.guards):
+                carried = (
+                    self._carriers(freed.element, value.names, at) if freed.element[2] == 1 else ()
+                )
+                data = (freed.site, event.site, carried)
+                key = (id(event.site.node),)
+                at.report(Report(self.code, key, data, (freed.site.seq,)))
+                break
+        call = event.site.node
+        if isinstance(call, cst.Call) and _retains(call):
+            return value
+        marks = {Mark(e, event.site, at.guards) for e in graph}
+        return replace(value, marks=value.marks | marks)
+
+    def _carriers(self, element: Element, names: Names, at: At) -> tuple[str, ...]:
+        """The names that brought an earlier run's graph into this one: those given to the
+        forward call that holds it (`state` of `model(x, state)`), else every name holding it."""
+        holding = tuple(n for n, g in names if element in g)
+        call = self.reader.calls.get(element[0])
+        if call is None:
+            return holding
+        given = {at.names.resolve(n) for arg in call.args for n in names_in(arg.value)}
+        return tuple(n for n in holding if n in given) or holding
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        for report in reports:
+            first, second, carried = report.data
+            yield _violation(self.context, first, second, carried)
 
 
 def _retains(call: cst.Call) -> bool:
@@ -110,18 +128,35 @@ def _retains(call: cst.Call) -> bool:
     return len(positional) >= 2 and code_of(positional[1].value) not in ("False", "None")
 
 
-def _violation(context: Context, first: cst.Call, second: cst.Call) -> Violation:
-    line = context.positions.of(first)[0]
+def _violation(context: Context, first: Site, second: Site, carried: tuple[str, ...]) -> Violation:
+    first_call, second_call = first.node, second.node
+    assert isinstance(first_call, cst.Call) and isinstance(second_call, cst.Call)
+    if carried:  # a tensor kept from an earlier iteration: truncated backpropagation through time
+        held = ", ".join(f"`{n}`" for n in carried[:3])
+        return Violation(
+            RULE.code,
+            second_call,
+            f"`{written(second_call)}` goes back into an earlier iteration's graph, which "
+            f"`{written(first_call)}` (line {first.line}) already freed: {held} still holds it; "
+            'autograd raises "Trying to backward through the graph a second time"; detach it '
+            f"before it is used again (`{carried[0]}.detach()`, each tensor of a tuple)",
+            trail=(
+                f"{written(first_call)} at line {first.line}",
+                "next iteration",
+                written(second_call),
+            ),
+        )
     return Violation(
         RULE.code,
-        second,
-        f"`{written(second)}` goes back through the graph that `{written(first)}` (line {line}) "
-        'already freed: autograd raises "Trying to backward through the graph a second time"; '
-        "pass `retain_graph=True` to the first call, or add the losses and call backward once",
-        trail=(f"{written(first)} at line {line}", written(second)),
+        second_call,
+        f"`{written(second_call)}` goes back through the graph that `{written(first_call)}` "
+        f'(line {first.line}) already freed: autograd raises "Trying to backward through the '
+        'graph a second time"; pass `retain_graph=True` to the first call, or add the losses '
+        "and call backward once",
+        trail=(f"{written(first_call)} at line {first.line}", written(second_call)),
         fix=Rewrite(
-            f"Add `retain_graph=True` to `{written(first)}`",
-            lambda module: _retain(module, first),
+            f"Add `retain_graph=True` to `{written(first_call)}`",
+            lambda module: _retain(module, first_call),
             applicability="unsafe",
         ),
     )
@@ -152,6 +187,6 @@ RULE = Rule(
     name="second-backward",
     summary="A second `backward()` through a graph the first one freed (no `retain_graph=True`)",
     fixable=True,
-    check=check,
+    tracker=_SecondBackward,
     docs=DOCS,
 )
