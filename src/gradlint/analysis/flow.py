@@ -61,7 +61,7 @@ from gradlint.analysis.events import (
 )
 from gradlint.analysis.index import MODULE, index_module
 from gradlint.analysis.owners import Knowledge
-from gradlint.analysis.state import State
+from gradlint.analysis.state import State, evolve
 from gradlint.analysis.syntax import (
     Listing,
     assigned_targets,
@@ -206,7 +206,7 @@ class Flow:
                 out = self._block(list(body), states, replace(ctx, local_defs=({},)))
                 # the next call starts where this one ended, by its end or by a return, with
                 # the framework's counters one further
-                ended = {self._leave_pass(s, ctx.scope) for s in out.normal | out.returns}
+                ended = self._leave_pass(out.normal | out.returns, ctx.scope)
                 for counter in ctx.per_call:
                     ended = {_advance(s, counter) for s in ended}
                 following = self._bounded(states | ended)
@@ -319,7 +319,7 @@ class Flow:
                 values = known[s.tracked] = tuple(
                     change(t, v) for t, v in zip(self.trackers, s.tracked)
                 )
-            out.add(s if values == s.tracked else replace(s, tracked=values))
+            out.add(s if values == s.tracked else evolve(s, tracked=values))
         return out
 
     def _bounded(self, states: set[State]) -> set[State]:
@@ -342,32 +342,34 @@ class Flow:
         if not self.eager:
             return states
         joining = [t.joins_where_paths_meet for t in self.trackers]
-        groups: dict[State, list[State]] = {}
+        groups: dict[tuple[object, ...], list[State]] = {}
         for s in states:
             kept = tuple(None if j else v for j, v in zip(joining, s.tracked))
-            groups.setdefault(replace(s, tracked=kept), []).append(s)
+            shape = (s.owners, s.background, s.assumed, s.first, s.residues, s.last_pass, kept)
+            groups.setdefault(shape, []).append(s)
         if len(groups) == len(states):
             return states
         merged = set()
-        for shape, members in groups.items():
+        for members in groups.values():
+            if len(members) == 1:
+                merged.add(members[0])
+                continue
             values = tuple(
-                tracker.join([m.tracked[i] for m in members]) if j else shape.tracked[i]
+                tracker.join([m.tracked[i] for m in members]) if j else members[0].tracked[i]
                 for i, (tracker, j) in enumerate(zip(self.trackers, joining))
             )
-            merged.add(members[0] if len(members) == 1 else replace(shape, tracked=values))
+            merged.add(evolve(members[0], tracked=values))
         return merged
 
-    def _leave_pass(self, s: State, loop: int) -> State:
+    def _leave_pass(self, states: set[State], loop: int) -> set[State]:
         if not self.trackers:
-            return s
-        values = tuple(t.leave_pass(v, loop) for t, v in zip(self.trackers, s.tracked))
-        return s if values == s.tracked else replace(s, tracked=values)
+            return states
+        return self._each(states, lambda t, v: t.leave_pass(v, loop))
 
-    def _forget_locals(self, s: State, names: set[str]) -> State:
+    def _forget_locals(self, states: set[State], names: set[str]) -> set[State]:
         if not self.trackers:
-            return s
-        values = tuple(t.forget(v, names) for t, v in zip(self.trackers, s.tracked))
-        return s if values == s.tracked else replace(s, tracked=values)
+            return states
+        return self._each(states, lambda t, v: t.forget(v, names))
 
     def _assigned(self, node: cst.CSTNode) -> set[str]:
         found = self._assigned_cache.get(id(node))
@@ -496,7 +498,7 @@ class Flow:
             if isinstance(inner, (cst.For, cst.While))
         } - {None}
         body_ctx = replace(ctx, loops=(*ctx.loops, loop), leaving=False)
-        entry = {replace(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
+        entry = {evolve(_forget(s, assigned), first=s.first | {loop_id}) for s in states}
         # Each pass follows only the states not followed before (every state's path is its
         # own: following a set is following each of its states), so a loop inside loops costs
         # what its distinct states cost, not that times the passes of every enclosing loop.
@@ -516,11 +518,14 @@ class Flow:
             body.merge(this_pass)
             body.normal = self._bounded(body.normal | this_pass.normal)
             ends = body.normal | body.continues
-            back = {
-                self._leave_pass(_next_iteration(s, assigned, loop), loop_id)
-                for s in ends
-                if (loop_id, True) not in s.last_pass
-            }
+            back = self._leave_pass(
+                {
+                    _next_iteration(s, assigned, loop)
+                    for s in ends
+                    if (loop_id, True) not in s.last_pass
+                },
+                loop_id,
+            )
             new_head = self._bounded(entry | back)
             todo = new_head - head
             if not todo:
@@ -533,19 +538,22 @@ class Flow:
             set()
             if runs_forever(stmt)
             else entry
-            | {
-                self._leave_pass(_next_iteration(s, assigned, loop), loop_id)
-                for s in ends
-                if (loop_id, False) not in s.last_pass
-            }
+            | self._leave_pass(
+                {
+                    _next_iteration(s, assigned, loop)
+                    for s in ends
+                    if (loop_id, False) not in s.last_pass
+                },
+                loop_id,
+            )
         )
         out = Outcome(returns=body.returns)
         if stmt.orelse is not None and exhausted:
             other = self._block(body_of(stmt.orelse.body), exhausted, ctx)
             out.merge(other)
             exhausted = other.normal
-        left = exhausted | {self._leave_pass(s, loop_id) for s in body.breaks}
-        out.normal = {replace(s, first=s.first - {loop_id}) for s in left}
+        left = exhausted | self._leave_pass(body.breaks, loop_id)
+        out.normal = {evolve(s, first=s.first - {loop_id}) for s in left}
         return out
 
     def _collective(
@@ -589,8 +597,8 @@ class Flow:
             elif value is False:
                 false_states.add(s)
             elif key is not None and stable:
-                true_states.add(replace(s, assumed=s.assumed | {(key, polarity)}))
-                false_states.add(replace(s, assumed=s.assumed | {(key, not polarity)}))
+                true_states.add(evolve(s, assumed=s.assumed | {(key, polarity)}))
+                false_states.add(evolve(s, assumed=s.assumed | {(key, not polarity)}))
             else:
                 true_states.add(s)
                 false_states.add(s)
@@ -715,7 +723,7 @@ class Flow:
                 key: gs.backward(facts, event.site, bool(self._sensitive(key) & sources))
                 for key, facts in s.owners
             }
-            s = replace(s, background=s.background | {event.site})
+            s = evolve(s, background=s.background | {event.site})
             return s.with_facts(changes)
         if isinstance(event, Update):
             changes = {}
@@ -853,9 +861,9 @@ class Flow:
         groups: dict[State, set[State]] = {}
         for s in states:
             entering = _forget(s, parameters)
-            entering = replace(entering, assumed=entering.assumed | flags)
+            entering = evolve(entering, assumed=entering.assumed | flags)
             seen = _callee_view(entering, ctx)
-            hidden = replace(
+            hidden = evolve(
                 s,
                 owners=(),
                 background=frozenset(),
@@ -873,10 +881,10 @@ class Flow:
                 partial(self._block, body_of(callee.body), group, inner),
             )
             # the callee's own names end with the call: what was known of them goes too
-            result |= {
-                _restored(self._forget_locals(_drop_locals(o, local), local), hidden)
-                for o in out.normal | out.returns
-            }
+            ended = self._forget_locals(
+                {_drop_locals(o, local) for o in out.normal | out.returns}, local
+            )
+            result |= {_restored(o, hidden) for o in ended}
         return self._bounded(result)
 
     def _remembered(
@@ -1035,7 +1043,7 @@ def _callee_view(s: State, ctx: Context) -> State:
         residues = frozenset(r for r in residues if "." in r.counter)
     if not (s.first or s.last_pass) and residues == s.residues:
         return s
-    return replace(s, first=frozenset(), last_pass=frozenset(), residues=residues)
+    return evolve(s, first=frozenset(), last_pass=frozenset(), residues=residues)
 
 
 def _drop_locals(s: State, names: set[str]) -> State:
@@ -1045,14 +1053,14 @@ def _drop_locals(s: State, names: set[str]) -> State:
     kept = frozenset(
         r for r in s.residues if r.counter not in names and not (condition_names(r.modulus) & names)
     )
-    return s if kept == s.residues else replace(s, residues=kept)
+    return s if kept == s.residues else evolve(s, residues=kept)
 
 
 def _restored(out: State, hidden: State) -> State:
     """A state the called function ended in, with what `_callee_view` hid from it restored."""
     if not (hidden.first or hidden.last_pass or hidden.residues):
         return out
-    return replace(
+    return evolve(
         out, first=hidden.first, last_pass=hidden.last_pass, residues=out.residues | hidden.residues
     )
 
@@ -1071,8 +1079,8 @@ def _sync_or_not(s: State) -> tuple[State, State]:
     """Entering `accelerator.accumulate(...)`: this micro-batch syncs (steps) or it does not."""
     others = frozenset(a for a in s.assumed if a[0] != SYNC_GRADIENTS)
     return (
-        replace(s, assumed=others | {(SYNC_GRADIENTS, True)}),
-        replace(s, assumed=others | {(SYNC_GRADIENTS, False)}),
+        evolve(s, assumed=others | {(SYNC_GRADIENTS, True)}),
+        evolve(s, assumed=others | {(SYNC_GRADIENTS, False)}),
     )
 
 
@@ -1087,7 +1095,7 @@ def _forget(s: State, targets: set[str]) -> State:
     if not s.assumed or not targets:
         return s
     kept = frozenset(a for a in s.assumed if not (condition_names(a[0]) & targets))
-    return s if kept == s.assumed else replace(s, assumed=kept)
+    return s if kept == s.assumed else evolve(s, assumed=kept)
 
 
 def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
@@ -1106,7 +1114,7 @@ def _next_iteration(s: State, assigned: set[str], loop: Loop) -> State:
                 moved.add(residue)
         residues = frozenset(moved)
     last_pass = frozenset(m for m in s.last_pass if m[0] != loop.node_id)
-    return replace(
+    return evolve(
         s, assumed=kept, first=s.first - {loop.node_id}, residues=residues, last_pass=last_pass
     )
 
@@ -1121,13 +1129,13 @@ def _advance(s: State, counter: str) -> State:
             shifted = residue.next_pass()
             if shifted is not None:
                 moved.add(shifted)
-    return replace(s, residues=frozenset(moved)) if moved != set(s.residues) else s
+    return evolve(s, residues=frozenset(moved)) if moved != set(s.residues) else s
 
 
 def _mark_last_pass(states: set[State], loop: Loop, last: bool | None) -> set[State]:
     if last is None:
         return states
-    return {replace(s, last_pass=s.last_pass | {(loop.node_id, last)}) for s in states}
+    return {evolve(s, last_pass=s.last_pass | {(loop.node_id, last)}) for s in states}
 
 
 def _branch_on_residue(

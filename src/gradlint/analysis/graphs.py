@@ -2,7 +2,9 @@
 
 A graph is a set of `Element`s: a forward call (by node), the model it runs, and its age (0:
 the call's latest run on this path, 1: an earlier run, so a tensor carried over from the last
-iteration is told from the one just computed). The values are hashable and small, so that the
+iteration is told from the one just computed). A graph lists what a tensor surely goes
+through; what gradlint cannot read (a helper's result, a comprehension) adds nothing, so a
+rule that finds a freed or changed computation in a graph is right whatever else it holds. The values are hashable and small, so that the
 rules that need them (GL105, GL106) keep them in their path state (see analysis.tracking).
 """
 
@@ -22,7 +24,6 @@ from gradlint.analysis.tracking import At, Guard, Tracker, common
 
 Element = tuple[int, str, int]  # (forward call node id, model, age)
 Graph = frozenset[Element]
-UNKNOWN: Element = (0, "?", 0)  # built by code gradlint cannot read
 EMPTY: Graph = frozenset()
 # what goes through these carries no graph: a value read through them reaches no model
 GRAPH_CUTS = frozenset({"detach", "item", "tolist", "numpy", "data"})
@@ -72,7 +73,7 @@ class GraphReader:
             if model is not None:
                 found.add((id(node), model, 0))
             elif callee is not None and self.opaque(callee):
-                return frozenset({UNKNOWN})
+                return EMPTY
             elif isinstance(func, cst.Attribute):
                 found |= self.evaluate(func.value, names, resolve)
                 if func.attr.value in _MOVES:  # `x.to(device)`: the device joins no graph
@@ -91,7 +92,7 @@ class GraphReader:
                 return names[resolve(name)]
             return self.evaluate(node.value, names, resolve)
         if isinstance(node, (cst.Lambda, cst.BaseComp)):
-            return frozenset({UNKNOWN})
+            return EMPTY
         found = set()
         for child in children(node):
             found |= self.evaluate(child, names, resolve)
@@ -141,19 +142,13 @@ def bound(names: Names, targets: Iterable[str], graph: Graph) -> Names:
 
 
 def joined(every: list[Names]) -> Names:
-    """Names on merged paths: what each surely holds on all of them, and UNKNOWN wherever one
-    path holds something gradlint cannot read."""
+    """Names on merged paths: what each surely holds on all of them."""
     maps = [dict(names) for names in every]
     out = []
     for name in set.intersection(*(set(m) for m in maps)):
-        graphs = [m[name] for m in maps]
-        graph = frozenset.intersection(*graphs)
-        if any(UNKNOWN in g for g in graphs):
-            graph |= {UNKNOWN}
+        graph = frozenset.intersection(*(m[name] for m in maps))
         if graph:
             out.append((name, graph))
-    unknown = {n for m in maps for n, g in m.items() if UNKNOWN in g} - {n for n, _ in out}
-    out.extend((name, frozenset({UNKNOWN})) for name in unknown)
     return tuple(sorted(out))
 
 
@@ -259,6 +254,19 @@ class Followed:
         )
         return Followed(aged_names(self.names, ran), marks, self.models)
 
+    def collected(self) -> Followed:
+        """Without the marks of computations no name holds any more (nothing can reach them),
+        and with one mark per computation: paths then differ only in what can matter."""
+        if not self.marks:
+            return self
+        held = {element for _, graph in self.names for element in graph}
+        kept: dict[Element, Mark] = {}
+        for mark in sorted(self.marks, key=lambda m: m.site.seq):
+            if mark.element in held and mark.element not in kept:
+                kept[mark.element] = mark
+        marks = frozenset(kept.values())
+        return self if marks == self.marks else replace(self, marks=marks)
+
 
 class GraphTracker(Tracker):
     """What the rules about graphs share: the names' graphs followed along paths."""
@@ -286,7 +294,7 @@ class GraphTracker(Tracker):
         names, ran = after_binding(
             self.reader, value.names, statement, targets, at.names.resolve, at.grad_off
         )
-        return replace(value.after(ran), names=names)
+        return replace(value.after(ran), names=names).collected()
 
     def join(self, values: list[Followed]) -> Followed:
         return Followed(
@@ -297,18 +305,18 @@ class GraphTracker(Tracker):
 
     def forget(self, value: Followed, names: set[str]) -> Followed:
         kept = dropped(value.names, names)
-        return value if kept is value.names else replace(value, names=kept)
+        return value if kept is value.names else replace(value, names=kept).collected()
 
     def backward_graph(
         self, value: Followed, call: cst.CSTNode | None, at: At
     ) -> tuple[Followed, Graph | None]:
         """The value once the backward `call` evaluated its loss, and the loss's graph (None:
-        no loss, or one gradlint cannot read, or computed with gradient recording off)."""
+        no loss, none known to go through a model, or computed with gradient recording off)."""
         loss = backward_loss(call) if isinstance(call, cst.Call) else None
         if loss is None:
             return value, None
         value = value.after(self.reader.forward_calls(loss))
         graph = self.reader.evaluate(loss, dict(value.names), at.names.resolve)
-        if at.grad_off or not graph or UNKNOWN in graph:
+        if at.grad_off or not graph:
             return value, None
         return value, graph

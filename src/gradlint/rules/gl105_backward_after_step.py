@@ -107,7 +107,7 @@ class _BackwardAfterStep(GraphTracker):
                 for element in graph
                 if element[1] in moved
             }
-            return replace(value, marks=value.marks | marks)
+            return replace(value, marks=value.marks | marks).collected()
         if isinstance(event, Reset) and event.optimizer is not None:
             link = knowledge.link(event.optimizer)
             if link:

@@ -100,7 +100,7 @@ class _SecondBackward(GraphTracker):
         if isinstance(call, cst.Call) and _retains(call):
             return value
         marks = {Mark(e, event.site, at.guards) for e in graph}
-        return replace(value, marks=value.marks | marks)
+        return replace(value, marks=value.marks | marks).collected()
 
     def _carriers(self, element: Element, names: Names, at: At) -> tuple[str, ...]:
         """The names that brought an earlier run's graph into this one: those given to the
