@@ -168,6 +168,23 @@ def bind_arguments(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dic
     return aliases
 
 
+def bind_lists(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dict[str, tuple[str, ...]]:
+    """The parameters given a list or tuple of names (`zero_grads([w, b])`), with the names."""
+    params = list(callee.params.posonly_params) + list(callee.params.params)
+    if params and params[0].name.value in ("self", "cls") and isinstance(call.func, cst.Attribute):
+        params = params[1:]
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    given = [(p.name.value, a.value) for p, a in zip(params, positional)]
+    given += [(a.keyword.value, a.value) for a in call.args if a.keyword is not None]
+    bound: dict[str, tuple[str, ...]] = {}
+    for name, value in given:
+        if isinstance(value, (cst.List, cst.Tuple)) and value.elements:
+            items = [dotted(e.value) for e in value.elements]
+            if all(items):
+                bound[name] = tuple(names.resolve(i) for i in items if i)
+    return bound
+
+
 def parameter_names(callee: cst.FunctionDef) -> list[str]:
     params = callee.params
     every = [*params.posonly_params, *params.params, *params.kwonly_params]

@@ -111,6 +111,8 @@ class Names:
     aliases: dict[str, str] = field(default_factory=dict)
     params: dict[str, ParamGroup] = field(default_factory=dict)
     via: tuple[int, ...] = ()  # the calls that led into this body
+    # a callee's parameter given a list of names (`zero_grads([w, b])`): the names
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def resolve(self, text: str) -> str:
         head, dot, rest = text.partition(".")
@@ -293,6 +295,8 @@ def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: N
         if all(items):
             return ParamGroup(tensors=tuple(names.resolve(i) for i in items if i))
     text = dotted(iterable)
+    if text is not None and text in names.lists:
+        return ParamGroup(tensors=names.lists[text])
     if text is not None and text in knowledge.list_literals:
         return ParamGroup(tensors=knowledge.list_literals[text])
     if text is not None and text in knowledge.parameter_lists:

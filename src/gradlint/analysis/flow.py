@@ -22,6 +22,7 @@ from gradlint.analysis.calls import (
     HARMLESS_METHODS,
     HARMLESS_ROOTS,
     bind_arguments,
+    bind_lists,
     calls_in,
     constructs,
     handed_over,
@@ -834,7 +835,7 @@ class Flow:
         parameters = set(parameter_names(callee))
         flags = literal_arguments(callee, call)
         inner = Context(
-            names=Names(aliases=aliases, via=path),
+            names=Names(aliases=aliases, via=path, lists=bind_lists(callee, call, ctx.names)),
             cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
             local_defs=(*ctx.local_defs, {}),
             leaving=ctx.leaving,
@@ -1020,6 +1021,7 @@ def _context_key(ctx: Context) -> tuple[object, ...]:
     return (
         tuple(sorted(names.aliases.items())),
         tuple(sorted(names.params.items())),
+        tuple(sorted(names.lists.items())),
         names.via,
         ctx.cls,
         tuple(id(defs) for defs in ctx.local_defs),  # filled as the body runs: by identity

@@ -9,7 +9,7 @@ import libcst as cst
 
 from gradlint.analysis.events import Site, Update
 from gradlint.analysis.index import MODULE
-from gradlint.analysis.syntax import written
+from gradlint.analysis.syntax import dotted, last_name, written
 from gradlint.analysis.tracking import (
     At,
     Guard,
@@ -44,6 +44,8 @@ fast-forwarded in a loop of its own before training is not reported.
 
 Not reported: `ReduceLROnPlateau` (it steps on a metric, usually at the end of an epoch),
 scheduler steps with arguments (`scheduler.step(epoch)`, diffusers' noise schedulers), a
+scheduler whose position the module sets by hand (`scheduler.last_epoch = start - 1`) or
+whose step runs inside `with warnings.catch_warnings():` (the order is chosen), a
 scheduler or optimizer step under an `if` the other does not share, and passes where the
 optimizer already stepped before the scheduler.
 
@@ -113,6 +115,7 @@ class _SchedulerFirst(Tracker):
 
     def __init__(self, context: Context):
         self.context = context
+        self.positioned = _positioned(context)
 
     def start(self) -> frozenset[_Pending]:
         return frozenset()
@@ -121,6 +124,8 @@ class _SchedulerFirst(Tracker):
         if isinstance(event, SchedulerStep):
             if not at.loops and at.scope == MODULE:  # before a script's training: not in a pass
                 return value
+            if event.scheduler in self.positioned or _silenced(self.context, event.site):
+                return value  # the author sets where the schedule stands: the order is chosen
             others = frozenset(p for p in value if p.site != event.site)
             stepped = _Pending(
                 event.site, event.scheduler, event.optimizer, at.loops, at.scope, at.guards
@@ -158,6 +163,33 @@ class _SchedulerFirst(Tracker):
         for report in unambiguous(reports):
             scheduler, update = report.data
             yield _violation(self.context, scheduler, update)
+
+
+def _positioned(context: Context) -> set[str]:
+    """Schedulers whose position the module sets by hand (`scheduler.last_epoch = ...`)."""
+    found = set()
+    for node in context.listed.of_type(cst.Assign):
+        assert isinstance(node, cst.Assign)
+        for target in node.targets:
+            name = dotted(target.target) or ""
+            if name.endswith(".last_epoch"):
+                found.add(name[: -len(".last_epoch")])
+    return found
+
+
+def _silenced(context: Context, step: Site) -> bool:
+    """The step runs inside `with warnings.catch_warnings():`, which hides PyTorch's warning
+    about this very order: the author knows."""
+    if step.node is None:
+        return False
+    return any(
+        isinstance(a, cst.With)
+        and any(
+            isinstance(i.item, cst.Call) and last_name(i.item.func) == "catch_warnings"
+            for i in a.items
+        )
+        for a in context.tree.ancestors(step.node)
+    )
 
 
 def _violation(context: Context, scheduler: Site, update: Site) -> Violation:

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.syntax import dotted, last_name, names_in, walk
+from gradlint.analysis.events import Backward, Reset, Site
+from gradlint.analysis.syntax import dotted, last_name, walk
 from gradlint.analysis.torch_api import from_torch, makes_leaf
+from gradlint.analysis.tracking import At, Opaque, PathEvent, Report, Tracker, common
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 CODE = "GL111"
 DOCS = """## What it does
-Finds `x.grad.zero_()` (also `x.grad.data.zero_()`) that runs before any `backward()` has
-populated `x.grad`, where `x` is a tensor created in the same function (or module) with
-`requires_grad=True`, or the loop variable of `for p in model.parameters()` for a model
-constructed there. Typically the reset stands at the top of the training loop, before the
-iteration's `loss.backward()`, or before the loop.
+Finds `x.grad.zero_()` (also `x.grad.data.zero_()`) that runs, on some path, before any
+`backward()` has populated `x.grad`, where `x` was made on that path as a leaf that requires
+grad (`torch.randn(..., requires_grad=True)`, `nn.Parameter(...)`, `Variable(...,
+requires_grad=True)`), or stands for the parameters of a model constructed there (`for p in
+model.parameters()`, a list `[w, b]` handed to a helper that loops over it). Typically the
+reset stands at the top of the training loop, at the start of an accumulation window, or in
+a `zero_grads(params)` helper called before the iteration's `loss.backward()`.
 
-Not reported: a reset under any `if` (such as `if x.grad is not None:`), a reset after a
-`backward()` (or an assignment to `x.grad`) between the tensor's creation and the reset, and
-resets after a call of a function of the same module or a call that receives the tensor or
-the model (it may run a backward).
+Paths are those of the path analysis: helpers of the module are followed with their
+parameters bound, and a reset under a condition (`if step % k == 0:`) counts on the paths
+where it runs. Not reported: a reset under a condition that reads `.grad` (`if x.grad is not
+None:`), after any `backward()` on the path (it may reach the tensor), after an assignment to
+`x.grad`, or after a call gradlint cannot see into that receives the tensor or the model.
 
 ## Why is this bad?
 A tensor's `.grad` is None until the first `backward()` reaches it, so the first reset raises
@@ -64,68 +70,98 @@ zero gradient still moves it with momentum or weight decay); otherwise it is uns
 """
 
 
-def check(context: Context) -> Iterator[Violation]:
-    resets = [n for n in walk(context.module) if isinstance(n, cst.Call) and _is_grad_zero(n)]
-    if not resets:
-        return
-    local_functions = {n.name.value for n in walk(context.module) if isinstance(n, cst.FunctionDef)}
-    for call in resets:
-        violation = _check_reset(context, call, local_functions)
-        if violation is not None:
-            yield violation
+@dataclass(frozen=True)
+class _Missing:
+    """A tensor (or a model's parameters) whose `.grad` is surely None on the path."""
+
+    owner: str
+    made: Site  # where it was made
 
 
-def _is_grad_zero(node: cst.Call) -> bool:
-    if not isinstance(node.func, cst.Attribute):
+class _ZeroMissing(Tracker):
+    code = CODE
+
+    def __init__(self, context: Context):
+        self.context = context
+
+    def start(self) -> frozenset[_Missing]:
+        return frozenset()
+
+    def assign(
+        self, value: frozenset[_Missing], statement: cst.CSTNode, targets: set[str], at: At
+    ) -> frozenset[_Missing]:
+        kept = frozenset(m for m in value if m.owner not in targets)
+        made = getattr(statement, "value", None)
+        if not isinstance(statement, cst.Assign) or made is None:
+            return kept
+        if not (_fresh_leaf(made) or _is_construction(made)):
+            return kept
+        site = self.context.recognizer.site(at.names, statement)
+        return kept | {_Missing(t, site) for t in targets if "[" not in t}
+
+    def event(self, value: frozenset[_Missing], event: PathEvent, at: At) -> frozenset[_Missing]:
+        if not value:
+            return value
+        if isinstance(event, Backward):
+            return frozenset()  # it may reach any of them
+        if isinstance(event, Opaque):
+            return frozenset(m for m in value if m.owner not in event.received)
+        if not isinstance(event, Reset):
+            return value
+        owners = set(event.tensors) | set(event.models)
+        if event.writes:
+            return frozenset(m for m in value if m.owner not in owners)
+        if not _reads_grad(event.site.node) or any(".grad" in text for text, _ in at.guards):
+            return value  # `p.grad = None`, or under `if p.grad is not None:`
+        for missing in value:
+            if missing.owner in owners:
+                key = (id(event.site.node),)
+                at.report(Report(self.code, key, (missing, event.site), (missing.made.seq,)))
+        return value
+
+    def join(self, values: list[frozenset[_Missing]]) -> frozenset[_Missing]:
+        return common(values)
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        for report in reports:
+            missing, reset = report.data
+            if isinstance(reset.node, cst.Call):
+                yield _violation(self.context, reset.node, missing)
+
+
+def _reads_grad(node: cst.CSTNode | None) -> bool:
+    """`x.grad.zero_()` / `x.grad.data.zero_()`: a reset that needs `.grad` to exist."""
+    if not isinstance(node, cst.Call) or not isinstance(node.func, cst.Attribute):
         return False
     chain = dotted(node.func.value) or ""
     return (
         node.func.attr.value == "zero_"
         and not node.args
         and (chain.endswith(".grad") or chain.endswith(".grad.data"))
-        and chain.count(".") <= 2
     )
 
 
-def _check_reset(context: Context, call: cst.Call, local_functions: set[str]) -> Violation | None:
-    tree = context.tree
-    statement = tree.parent.get(id(call))
-    if not isinstance(statement, cst.Expr):
-        return None
+def _violation(context: Context, call: cst.Call, missing: _Missing) -> Violation:
+    statement = context.tree.parent.get(id(call))
     assert isinstance(call.func, cst.Attribute)
     chain = dotted(call.func.value) or ""
     tensor = chain[: chain.index(".grad")]
-    scope: cst.CSTNode = context.module
-    for ancestor in tree.ancestors(call):
-        if isinstance(ancestor, cst.If) and _is_main_guard(ancestor):
-            continue
-        if isinstance(ancestor, (cst.If, cst.Else, cst.Try, cst.Lambda, cst.ClassDef)):
-            return None
-        if isinstance(ancestor, cst.FunctionDef):
-            scope = ancestor
-            break
-    created = _creation(context, scope, call, tensor)
-    if created is None:
-        return None
-    creation, owner = created
-    start = context.positions.of(creation)
     at = context.positions.of(call)
-    between = [
-        n
-        for n in walk(scope)
-        if start < context.positions.of(n) < at and isinstance(n, (cst.Call, cst.Assign))
-    ]
-    if any(_may_populate(n, tensor, owner, local_functions) for n in between):
-        return None
-    later_backward = _next_backward(context, scope, at)
     message = (
         f"`{chain}.zero_()` runs before any backward has given `{tensor}` a gradient: "
         f"`{tensor}.grad` is None here and the call raises AttributeError; "
         f"write `{tensor}.grad = None` or guard it with `if {tensor}.grad is not None:`"
     )
-    trail = [f"`{owner}` created at line {start[0]}", f"`{chain}.zero_()` at line {at[0]}"]
+    trail = [
+        f"`{missing.owner}` created at line {missing.made.line}",
+        f"`{chain}.zero_()` at line {at[0]}",
+    ]
+    scope = context.tree.function(call) or context.module
+    later_backward = _next_backward(context, scope, at)
     if later_backward is not None:
         trail.append(f"first backward at line {context.positions.of(later_backward)[0]}")
+    if not isinstance(statement, cst.Expr):
+        return Violation(CODE, call, message, tuple(trail))
     safe = later_backward is not None and not _reads_between(
         context, scope, at, context.positions.of(later_backward), tensor, call
     )
@@ -144,57 +180,12 @@ def _check_reset(context: Context, call: cst.Call, local_functions: set[str]) ->
     return Violation(CODE, call, message, tuple(trail), fix)
 
 
-def _is_main_guard(node: cst.If) -> bool:
-    return "__name__" in names_in(node.test)
-
-
-def _creation(
-    context: Context, scope: cst.CSTNode, call: cst.Call, tensor: str
-) -> tuple[cst.CSTNode, str] | None:
-    """The statement that made `tensor` a fresh leaf (or its model) in this scope, before `call`."""
-    tree = context.tree
-    for ancestor in tree.ancestors(call):
-        if ancestor is scope:
-            break
-        if isinstance(ancestor, cst.For) and dotted(ancestor.target) == tensor:
-            iterable = ancestor.iter
-            if not (
-                isinstance(iterable, cst.Call)
-                and last_name(iterable.func) in ("parameters",)
-                and isinstance(iterable.func, cst.Attribute)
-            ):
-                return None
-            model = dotted(iterable.func.value)
-            if model is None:
-                return None
-            made = _last_assignment(context, scope, model, call, _is_construction)
-            return (made, model) if made is not None else None
-    made = _last_assignment(context, scope, tensor, call, _fresh_leaf)
-    return (made, tensor) if made is not None else None
-
-
 def _name_of(dotted_name: str) -> cst.BaseExpression:
     head, *rest = dotted_name.split(".")
     node: cst.BaseExpression = cst.Name(head)
     for part in rest:
         node = cst.Attribute(value=node, attr=cst.Name(part))
     return node
-
-
-def _last_assignment(
-    context: Context,
-    scope: cst.CSTNode,
-    name: str,
-    call: cst.Call,
-    test: Callable[[cst.BaseExpression], bool],
-) -> cst.CSTNode | None:
-    at = context.positions.of(call)
-    found = None
-    for node in walk(scope):
-        if isinstance(node, cst.Assign) and any(dotted(t.target) == name for t in node.targets):
-            if context.positions.of(node) < at:
-                found = node if test(node.value) else None
-    return found
 
 
 def _fresh_leaf(value: cst.BaseExpression) -> bool:
@@ -214,20 +205,6 @@ def _is_construction(value: cst.BaseExpression) -> bool:
         return False
     name = last_name(value.func) or ""
     return name[:1].isupper()
-
-
-def _may_populate(node: cst.CSTNode, tensor: str, owner: str, local: set[str]) -> bool:
-    """Whether a call or assignment between creation and reset may give the tensor a gradient."""
-    if isinstance(node, cst.Assign):
-        return any((dotted(t.target) or "").startswith(f"{tensor}.grad") for t in node.targets)
-    assert isinstance(node, cst.Call)
-    name = dotted(node.func) or ""
-    if last_name(node.func) in ("backward", "manual_backward") or name in local:
-        return True
-    head = name.split(".")[0]
-    if head in ("torch", "nn", "F", "np", "print", "range", "len", "enumerate"):
-        return False
-    return any(n in (tensor, owner) for a in node.args for n in names_in(a.value))
 
 
 def _next_backward(context: Context, scope: cst.CSTNode, at: tuple[int, int]) -> cst.Call | None:
@@ -267,5 +244,5 @@ RULE = Rule(
     fixable=True,
     triggers=("grad.zero_(", "grad.data.zero_("),
     docs=DOCS,
-    check=check,
+    tracker=_ZeroMissing,
 )
