@@ -72,8 +72,8 @@ def test_every_fixture_with_findings_passes_the_code_test() -> None:
         tree = ast.parse(fixture.text)
         for code, _ in fixture.expected:
             rule = RULES[code]
-            if rule.check is None and code not in engine.FLOW_CODES:
-                continue
+            if rule.check is None and rule.tracker is None and rule.gradients is None:
+                continue  # judged from comments or from the input (GL800, GL9xx)
             assert code_words(tree).matches(rule.triggers), (fixture.path.name, code)
             checked += 1
     assert checked > 100

@@ -7,7 +7,7 @@ import libcst as cst
 import pytest
 
 from gradlint.analysis.events import Backward, Names, Recognizer
-from gradlint.analysis.owners import scan_module
+from gradlint.analysis.knowledge import scan_module
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import argument, walk
 from gradlint.analysis.torch_api import (

@@ -17,15 +17,12 @@ import libcst as cst
 from gradlint import fixes, noqa
 from gradlint.analysis.fix_safety import GradReads
 from gradlint.analysis.flow import Flow
-from gradlint.analysis.state import DiscardedGradient, Finding, StaleGradient
+from gradlint.analysis.state import Finding
 from gradlint.analysis.unit_window import unit_windows
 from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, FileResult, Fix, input_problem
 from gradlint.parsing import NotAnalysed, parse_if, split_lines
-from gradlint.rules import gl001_stale_gradients as gl001
-from gradlint.rules import gl002_discarded_gradients as gl002
-from gradlint.rules import gl112_step_before_backward as gl112
-from gradlint.rules.base import Context, Rule, Violation
+from gradlint.rules.base import Context, Gradients, Rule, Violation
 from gradlint.rules.registry import RULES
 from gradlint.source import UnreadableSource, decode, encode, keep_untouched
 from gradlint.tree import Tree
@@ -34,8 +31,8 @@ from gradlint.triggers import code_words, matches
 # most time that formats showing fixes spend on each finding's own fix, after the combined check
 FIX_CHECK_SECONDS = 5.0
 FIX_CHECK_MIN_SECONDS = 0.5
-# the rules whose findings come from the path analysis (flow) rather than from a check
-FLOW_CODES = ("GL001", "GL002")
+# the rules that report the path analysis's gradient findings, by the kind they report
+_GRADIENT_RULES = {r.gradients.finding: r for r in RULES.values() if r.gradients is not None}
 UNUSED_NOQA = "GL800"  # judged from the suppressions above, after the rules
 
 
@@ -75,7 +72,7 @@ _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 def _parsed_for(rule: Rule) -> bool:
     """The rule needs the module's tree (GL800 reads comments, GL9xx come from elsewhere)."""
-    return rule.code in FLOW_CODES or rule.check is not None or rule.tracker is not None
+    return rule.gradients is not None or rule.check is not None or rule.tracker is not None
 
 
 def _triggered(rule: Rule, text: str) -> bool:
@@ -110,7 +107,7 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
         return Analysis(cst.Module(body=[]), [])
     if not chosen:  # no CPython tree (a newer grammar): the text test decides
         chosen = candidates
-    gradients = any(r.code in FLOW_CODES for r in chosen)
+    gradients = [r.gradients for r in chosen if r.gradients is not None]
     followers = [r for r in chosen if r.tracker is not None]
     checks = [r for r in chosen if r.check is not None]
     context = Context(module, text)
@@ -137,29 +134,12 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
                 reports = [r for r in flow_analysis.reports if r.code == tracker.code]
                 violations.extend(tracker.finish(reports))
         violations += [v for rule in checks if rule.check for v in rule.check(context)]
-        if any(isinstance(f, DiscardedGradient) for f in findings):
-            findings = _not_discards(findings, context, violations, gl112.RULE in checks)
+        for kind in gradients:
+            if kind.kept is not None:
+                theirs = [f for f in findings if isinstance(f, kind.finding)]
+                others = [f for f in findings if not isinstance(f, kind.finding)]
+                findings = others + kind.kept(theirs, context, violations)
     return Analysis(module, findings, violations, context, unanalysed=unanalysed)
-
-
-def _not_discards(
-    findings: list[Finding], context: Context, violations: list[Violation], gl112_ran: bool
-) -> list[Finding]:
-    """Without the GL002 findings that are no discard: a step skipped on purpose, and the reset
-    that starves a step placed before its backward (that step is the bug, GL112, selected or
-    not)."""
-    early_steps = (
-        [v for v in violations if v.code == gl112.CODE] if gl112_ran else gl112.check(context)
-    )
-    early = {id(v.node) for v in early_steps}
-    return [
-        f
-        for f in findings
-        if not (
-            isinstance(f, DiscardedGradient)
-            and (id(f.update.node) in early or gl002.deliberate_skip(f, context.tree))
-        )
-    ]
 
 
 def _unanalysed(flow: Flow, context: Context) -> list[tuple[int, int, str]]:
@@ -177,7 +157,7 @@ def _unanalysed(flow: Flow, context: Context) -> list[tuple[int, int, str]]:
 
 
 def code_of_finding(finding: Finding) -> str:
-    return "GL001" if isinstance(finding, StaleGradient) else "GL002"
+    return _GRADIENT_RULES[type(finding)].code
 
 
 # A reported thing: a flow finding or a check's violation, keyed by (code, line, col).
@@ -211,9 +191,14 @@ def diagnose(path: str, text: str, analysis: Analysis, settings: Settings) -> li
 
 
 def _flow_wording(finding: Finding) -> tuple[str, tuple[str, ...]]:
-    if isinstance(finding, StaleGradient):
-        return gl001.message(finding), gl001.trail(finding)
-    return gl002.message(finding), gl002.trail(finding)
+    kind = _gradients(finding)
+    return kind.message(finding), kind.trail(finding)
+
+
+def _gradients(finding: Finding) -> Gradients:
+    found = _GRADIENT_RULES[type(finding)].gradients
+    assert found is not None
+    return found
 
 
 def lint_text(
@@ -322,7 +307,7 @@ def _combined(
     """The text with every chosen fix made, and the findings whose fix it holds. Edits of the
     path rules are made in one pass over the tree; each other rewrite is made on its own and
     kept where its lines touch no change taken before."""
-    edits: list[fixes.Edit] = []
+    edits: list[fixes.TreeEdit] = []
     edited: list[Reported] = []
     moved: set[int] = set()
     texts: list[str] = []
@@ -394,7 +379,7 @@ def _by_site(analysis: Analysis, settings: Settings) -> dict[tuple[str, int, int
         code = code_of_finding(finding)
         if not settings.enabled(code):
             continue
-        site = finding.backward if isinstance(finding, StaleGradient) else finding.reset
+        site = _gradients(finding).site(finding)
         out.setdefault((code, site.line, site.col + 1), []).append(finding)
     if analysis.context is not None:
         positions = analysis.context.positions
@@ -420,7 +405,7 @@ class _FixOption:
     description: str
     applicability: str
     make: Callable[[], cst.Module | None]
-    edit: fixes.Edit | None = None  # a path rule's edit, which can be made with others at once
+    edit: fixes.TreeEdit | None = None  # a path rule's edit, which can be made with others at once
 
 
 def _candidates(analysis: Analysis, reported: Reported) -> list[_FixOption]:
@@ -433,10 +418,7 @@ def _candidates(analysis: Analysis, reported: Reported) -> list[_FixOption]:
         return [_FixOption(fix.description, fix.applicability, lambda: fix.apply(module))]
     tree = analysis.get_tree()
     reads = analysis.grad_reads()
-    if isinstance(reported, StaleGradient):
-        found = gl001.fix_candidates(reported, tree, reads)
-    else:
-        found = gl002.fix_candidates(reported, tree)
+    found = _gradients(reported).fixes(reported, tree, reads)
     ordered = sorted(found, key=lambda c: c.applicability != "safe")
     return [
         _FixOption(

@@ -51,7 +51,7 @@ class MoveBefore:
     anchor: cst.BaseStatement
 
 
-Edit = Union[InsertAfter, InsertBefore, InsertFirst, MoveAfter, MoveBefore]
+TreeEdit = Union[InsertAfter, InsertBefore, InsertFirst, MoveAfter, MoveBefore]
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,15 @@ class Candidate:
     "safe" keeps the program's meaning otherwise, "unsafe" may not)."""
 
     description: str
-    edit: Edit
+    edit: TreeEdit
     applicability: str = "safe"
 
 
-def apply(module: cst.Module, edit: Edit) -> cst.Module | None:
+def apply(module: cst.Module, edit: TreeEdit) -> cst.Module | None:
     return apply_all(module, [edit])
 
 
-def apply_all(module: cst.Module, edits: Sequence[Edit]) -> cst.Module | None:
+def apply_all(module: cst.Module, edits: Sequence[TreeEdit]) -> cst.Module | None:
     """The module with every edit made in one pass over it; None when they cannot all be made
     (two moves of one statement, a one-line loop body)."""
     try:
@@ -79,7 +79,7 @@ def apply_all(module: cst.Module, edits: Sequence[Edit]) -> cst.Module | None:
 
 
 class _Editor(cst.CSTTransformer):
-    def __init__(self, edits: Sequence[Edit]):
+    def __init__(self, edits: Sequence[TreeEdit]):
         self.removed: set[int] = set()
         self.before: dict[int, list[cst.BaseStatement]] = {}
         self.after: dict[int, list[cst.BaseStatement]] = {}
@@ -164,7 +164,7 @@ class _Editor(cst.CSTTransformer):
         )
 
 
-def _new_statement(edit: Edit) -> cst.BaseStatement:
+def _new_statement(edit: TreeEdit) -> cst.BaseStatement:
     if isinstance(edit, (MoveAfter, MoveBefore)):
         moved = edit.statement
         return moved.with_changes(leading_lines=[]) if _only_blank(moved) else moved

@@ -13,7 +13,7 @@ from typing import Union
 
 import libcst as cst
 
-from gradlint.analysis.owners import Knowledge, strip_wrapper
+from gradlint.analysis.knowledge import Knowledge, strip_wrapper
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk, written
 from gradlint.analysis.torch_api import BACKWARD_FUNCTIONS, backward_loss_name, scaler_stepped

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from gradlint.analysis.calls import HARMLESS_METHODS, HARMLESS_ROOTS, handed_over
-from gradlint.analysis.owners import Knowledge
+from gradlint.analysis.knowledge import Knowledge
 from gradlint.analysis.syntax import (
     Listing,
     assigned_targets,
@@ -110,7 +110,7 @@ class GradReads:
         self.holders = set(knowledge.optimizers) | set(knowledge.models) | knowledge.leaf_tensors
         for link in knowledge.links.values():
             if link is not None:
-                self.holders |= set(link[0]) | set(link[1])
+                self.holders |= link.models | link.tensors
         self.functions: dict[str, cst.FunctionDef] = {}
         for node in listed.of_type(cst.FunctionDef):
             assert isinstance(node, cst.FunctionDef)

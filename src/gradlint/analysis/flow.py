@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from functools import partial
 
 import libcst as cst
@@ -60,8 +61,8 @@ from gradlint.analysis.events import (
     Update,
     collective,
 )
-from gradlint.analysis.index import MODULE, index_module
-from gradlint.analysis.owners import Knowledge
+from gradlint.analysis.index import MODULE, OwnerKind, index_module
+from gradlint.analysis.knowledge import Knowledge
 from gradlint.analysis.state import State, evolve
 from gradlint.analysis.syntax import (
     Listing,
@@ -82,6 +83,14 @@ MAX_STATES = 4096
 WIDEN_AT = 64  # states at one point before paths that differ only in fresh sites are merged
 MAX_LOOP_PASSES = 12
 MAX_INLINE_DEPTH = 3
+
+
+class Cover(Enum):
+    """Whether a reset clears an owner's gradient."""
+
+    SURELY = "surely"
+    MAYBE = "maybe"  # it may: nothing that needs the gradient kept or cleared can be claimed
+    NOT = "not"
 
 
 class TooComplex(Exception):
@@ -116,7 +125,10 @@ class Loop:
 
 
 @dataclass(frozen=True)
-class Context:
+class Frame:
+    """What the interpreter knows of the code around a statement: how names are bound, the
+    loops and branches it is in, the functions being followed (not the state of a path)."""
+
     names: Names = field(default_factory=Names)
     cls: str | None = None  # class whose methods `self.m()` resolves to
     local_defs: tuple[dict[str, cst.FunctionDef], ...] = ()
@@ -173,10 +185,10 @@ class Flow:
     # entry points ------------------------------------------------------------------------------
     def run(self) -> list[gs.Finding]:
         if MODULE in self.index.with_backward:
-            self._scope(self.module.body, Context())
+            self._scope(self.module.body, Frame())
         for node in self.listed.nodes:
             if isinstance(node, cst.FunctionDef) and id(node) in self.index.with_backward:
-                ctx = Context(
+                ctx = Frame(
                     cls=self.index.enclosing_class.get(id(node)),
                     inlining=(id(node),),
                     scope=id(node),
@@ -193,7 +205,7 @@ class Flow:
     def _scope(
         self,
         body: Iterable[cst.BaseStatement | cst.BaseSmallStatement],
-        ctx: Context,
+        ctx: Frame,
         again: bool = False,
     ) -> None:
         start = State(
@@ -222,7 +234,7 @@ class Flow:
             self.abandoned.append((ctx.scope, why))
 
     # statements --------------------------------------------------------------------------------
-    def _block(self, stmts: list, states: set[State], ctx: Context) -> Outcome:
+    def _block(self, stmts: list, states: set[State], ctx: Frame) -> Outcome:
         out = Outcome(normal=states)
         for stmt in stmts:
             if not out.normal:
@@ -233,7 +245,7 @@ class Flow:
             out.normal = self._bounded(result.normal) if grew else result.normal
         return out
 
-    def _statement(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> Outcome:
+    def _statement(self, stmt: cst.CSTNode, states: set[State], ctx: Frame) -> Outcome:
         if isinstance(stmt, cst.SimpleStatementLine):
             return self._block(list(stmt.body), states, ctx)
         if isinstance(stmt, cst.Expr):
@@ -275,7 +287,7 @@ class Flow:
         # pass, import, global, assert, ...: only their calls matter
         return Outcome(normal=self._calls(stmt, states, ctx))
 
-    def _assignment(self, stmt: cst.CSTNode, states: set[State], ctx: Context) -> set[State]:
+    def _assignment(self, stmt: cst.CSTNode, states: set[State], ctx: Frame) -> set[State]:
         counter = increment_of(stmt)
         if counter is not None and any(loop.advanced == counter for loop in ctx.loops):
             return {_advance(s, counter) for s in states}
@@ -291,18 +303,18 @@ class Flow:
         return self._bind(stmt, targets, states, ctx)
 
     # trackers ----------------------------------------------------------------------------------
-    def _at(self, ctx: Context) -> At:
+    def _at(self, ctx: Frame) -> At:
         loops = (*ctx.outer_loops, *(loop.node_id for loop in ctx.loops))
         return At(loops, ctx.guards, ctx.grad_off, ctx.names, ctx.scope, self._record)
 
-    def _tell(self, states: set[State], ctx: Context, event: PathEvent) -> set[State]:
+    def _tell(self, states: set[State], ctx: Frame, event: PathEvent) -> set[State]:
         if not self.trackers:
             return states
         at = self._at(ctx)
         return self._each(states, lambda t, v: t.event(v, event, at))
 
     def _bind(
-        self, stmt: cst.CSTNode, targets: set[str], states: set[State], ctx: Context
+        self, stmt: cst.CSTNode, targets: set[str], states: set[State], ctx: Frame
     ) -> set[State]:
         if not self.trackers or not targets:
             return states
@@ -383,15 +395,15 @@ class Flow:
         changes: dict[str, gs.Facts] = {}
         new_object = _constructed(value)
         for key, kind in self.index.owners.items():
-            if kind == "tensor" and key in targets:
+            if kind == OwnerKind.TENSOR and key in targets:
                 changes[key] = gs.EMPTY
-            elif kind == "optimizer" and new_object:
+            elif kind == OwnerKind.OPTIMIZER and new_object:
                 link = self.knowledge.link(key)
-                if link is not None and link[0] and link[0] <= targets:
+                if link is not None and link.models and link.models <= targets:
                     changes[key] = gs.EMPTY
         return state.with_facts(changes) if changes else state
 
-    def _if(self, stmt: cst.If, states: set[State], ctx: Context) -> Outcome:
+    def _if(self, stmt: cst.If, states: set[State], ctx: Frame) -> Outcome:
         states = self._calls(stmt.test, states, ctx)
         true_states, false_states = self._branch(
             stmt.test, states, ctx, remember=self.index.steers_gradients(stmt)
@@ -410,7 +422,7 @@ class Flow:
         out.normal = self._met(out.normal | other.normal)
         return out
 
-    def _with(self, stmt: cst.With, states: set[State], ctx: Context) -> Outcome:
+    def _with(self, stmt: cst.With, states: set[State], ctx: Frame) -> Outcome:
         for item in stmt.items:
             states = self._calls(item.item, states, ctx)
             if item.asname is not None:
@@ -424,7 +436,7 @@ class Flow:
             ctx = replace(ctx, grad_off=True)
         return self._block(body_of(stmt.body), states, ctx)
 
-    def _match(self, stmt: cst.Match, states: set[State], ctx: Context) -> Outcome:
+    def _match(self, stmt: cst.Match, states: set[State], ctx: Frame) -> Outcome:
         states = self._calls(stmt.subject, states, ctx)
         out = Outcome()
         exhaustive = False
@@ -442,7 +454,7 @@ class Flow:
             out.normal |= states
         return out
 
-    def _try(self, stmt: cst.Try | cst.TryStar, states: set[State], ctx: Context) -> Outcome:
+    def _try(self, stmt: cst.Try | cst.TryStar, states: set[State], ctx: Frame) -> Outcome:
         body = self._block(body_of(stmt.body), states, ctx)
         out = Outcome()
         out.merge(body)
@@ -474,7 +486,7 @@ class Flow:
             getattr(result, kind).update(after.normal)
         return result
 
-    def _loop(self, stmt: cst.For | cst.While, states: set[State], ctx: Context) -> Outcome:
+    def _loop(self, stmt: cst.For | cst.While, states: set[State], ctx: Frame) -> Outcome:
         if isinstance(stmt, cst.For):
             states = self._calls(stmt.iter, states, ctx)
             together = collective(stmt, self.knowledge, ctx.names)
@@ -558,7 +570,7 @@ class Flow:
         return out
 
     def _collective(
-        self, stmt: cst.For, together: Collective, states: set[State], ctx: Context
+        self, stmt: cst.For, together: Collective, states: set[State], ctx: Frame
     ) -> Outcome:
         """`for p in model.parameters(): p.grad = None` acts on all parameters at once, and
         `for opt in optimizers: opt.step()` on all optimizers: the body runs once for the whole
@@ -569,7 +581,7 @@ class Flow:
 
     # conditions --------------------------------------------------------------------------------
     def _branch(
-        self, test: cst.BaseExpression, states: set[State], ctx: Context, remember: bool = True
+        self, test: cst.BaseExpression, states: set[State], ctx: Frame, remember: bool = True
     ) -> tuple[set[State], set[State]]:
         """Split states on a condition. Only conditions that `remember` (their branches touch
         gradients or leave the iteration) are recorded: the others would multiply the states
@@ -611,7 +623,7 @@ class Flow:
         return true_states, false_states
 
     def _residue_test(
-        self, test: cst.BaseExpression, ctx: Context
+        self, test: cst.BaseExpression, ctx: Frame
     ) -> tuple[ResidueTest, Loop] | None:
         found = residue_test(test)
         if found is None:
@@ -623,7 +635,7 @@ class Flow:
             return found, Loop(MODULE, None, advanced=found.counter)
         return None
 
-    def _evaluate(self, test: cst.BaseExpression, s: State, ctx: Context) -> bool | None:
+    def _evaluate(self, test: cst.BaseExpression, s: State, ctx: Frame) -> bool | None:
         if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
             inner = self._evaluate(test.expression, s, ctx)
             return None if inner is None else not inner
@@ -642,7 +654,7 @@ class Flow:
         return None
 
     # calls and events --------------------------------------------------------------------------
-    def _calls(self, node: cst.CSTNode, states: set[State], ctx: Context) -> set[State]:
+    def _calls(self, node: cst.CSTNode, states: set[State], ctx: Frame) -> set[State]:
         calls = self._calls_cache.get(id(node))
         if calls is None:
             calls = self._calls_cache[id(node)] = calls_in(node)
@@ -683,7 +695,7 @@ class Flow:
                 states = self._opaque(call, states, ctx)
         return states
 
-    def _closure(self, closure: cst.BaseExpression, states: set[State], ctx: Context) -> set[State]:
+    def _closure(self, closure: cst.BaseExpression, states: set[State], ctx: Frame) -> set[State]:
         """`opt.step(closure)`: the closure runs inside the step (LBFGS)."""
         if isinstance(closure, cst.Lambda):
             return self._calls(closure.body, states, ctx)
@@ -695,7 +707,7 @@ class Flow:
             return states
         return self._inline(callee, cst.Call(func=closure), states, ctx, via=closure)
 
-    def _events(self, events: list[Event], states: set[State], ctx: Context) -> set[State]:
+    def _events(self, events: list[Event], states: set[State], ctx: Frame) -> set[State]:
         for event in events:
             if isinstance(event, Update):
                 gated = all(self.knowledge.gated(owner) for owner in event.owners)
@@ -717,7 +729,7 @@ class Flow:
             states = skipped | self._tell(applied, ctx, event)
         return states
 
-    def _apply(self, event: Event, s: State, ctx: Context) -> State:
+    def _apply(self, event: Event, s: State, ctx: Frame) -> State:
         if isinstance(event, Backward):
             sources = self._loss_sources(event, ctx)
             changes = {
@@ -742,7 +754,7 @@ class Flow:
                 changes[owner] = gs.reset(s.facts(owner), event.site, certain, ctx.leaving)
         return s.with_facts(changes)
 
-    def _loss_sources(self, event: Backward, ctx: Context) -> set[str]:
+    def _loss_sources(self, event: Backward, ctx: Frame) -> set[str]:
         if event.loss is None:
             return set()
         names = self.index.sources(ctx.scope, event.loss)
@@ -752,10 +764,10 @@ class Flow:
         """Which owners a reset clears, and whether surely (`True`) or maybe (`False`)."""
         targets: list[tuple[str, bool]] = []
         for owner, _ in s.owners:
-            kind = self.index.owners.get(owner, "tensor")
-            certain = self._covers(event, owner, kind)
-            if certain is not None:
-                targets.append((owner, certain))
+            kind = self.index.owners.get(owner, OwnerKind.TENSOR)
+            cover = self._covers(event, owner, kind)
+            if cover is not Cover.NOT:
+                targets.append((owner, cover is Cover.SURELY))
         if event.optimizer and event.optimizer not in dict(s.owners):
             targets.append((event.optimizer, True))
         for tensor in event.tensors:
@@ -763,48 +775,47 @@ class Flow:
                 targets.append((tensor, True))
         return targets
 
-    def _covers(self, event: Reset, owner: str, kind: str) -> bool | None:
+    def _covers(self, event: Reset, owner: str, kind: OwnerKind) -> Cover:
         if event.optimizer is not None:
             if owner == event.optimizer:
-                return True
+                return Cover.SURELY
             link = self.knowledge.link(event.optimizer)
             if link is None:
-                return None
-            if kind == "group":
-                return True if any(f"{m}.parameters()" == owner for m in link[0]) else None
-            return True if owner in link[1] else None
-        if kind in ("optimizer", "engine"):
+                return Cover.NOT
+            if kind == OwnerKind.GROUP:
+                surely = any(f"{m}.parameters()" == owner for m in link.models)
+            else:
+                surely = owner in link.tensors
+            return Cover.SURELY if surely else Cover.NOT
+        if kind in (OwnerKind.OPTIMIZER, OwnerKind.ENGINE):
             link = self.knowledge.link(owner)
             if link is None:
-                return False  # a model reset with no link known: it may reset this owner
-            models, tensors = link
+                return Cover.MAYBE  # a model reset with no link known: it may reset this owner
             if event.models:
-                relation = _relation(event.models, models)
-                if relation is False and self._leaves_the_rest(event.models, models):
-                    return None
+                relation = _relation(event.models, link.models)
+                if relation is Cover.MAYBE and self._leaves_the_rest(event.models, link.models):
+                    return Cover.NOT
                 return relation
-            if set(tensors) and set(event.tensors) >= set(tensors):
-                return True
-            return False if set(event.tensors) & set(tensors) else None
-        if kind == "group":
+            if link.tensors and set(event.tensors) >= link.tensors:
+                return Cover.SURELY
+            return Cover.MAYBE if set(event.tensors) & link.tensors else Cover.NOT
+        if kind == OwnerKind.GROUP:
             group_models = tuple(m[: -len(".parameters()")] for m in owner.split(","))
             if event.models:
                 return _relation(event.models, frozenset(group_models))
-            return None
-        if owner in event.tensors:
-            return True
-        if any(owner.startswith(f"{m}.") for m in event.models):
-            return True
-        return None
+            return Cover.NOT
+        if owner in event.tensors or any(owner.startswith(f"{m}.") for m in event.models):
+            return Cover.SURELY
+        return Cover.NOT
 
     # calls into the same module ----------------------------------------------------------------
-    def _resolve(self, call: cst.Call, ctx: Context) -> cst.FunctionDef | None:
+    def _resolve(self, call: cst.Call, ctx: Frame) -> cst.FunctionDef | None:
         name = dotted(call.func)
         if name is None:
             return None
         return self._lookup(name, ctx)
 
-    def _lookup(self, name: str, ctx: Context) -> cst.FunctionDef | None:
+    def _lookup(self, name: str, ctx: Frame) -> cst.FunctionDef | None:
         if name.startswith("self.") and name.count(".") == 1 and ctx.cls is not None:
             return self.index.classes.get(ctx.cls, {}).get(name[5:])
         if "." in name:
@@ -819,7 +830,7 @@ class Flow:
         callee: cst.FunctionDef,
         call: cst.Call,
         states: set[State],
-        ctx: Context,
+        ctx: Frame,
         via: cst.CSTNode | None = None,
     ) -> set[State]:
         if (
@@ -834,7 +845,7 @@ class Flow:
         # the callee's parameters shadow the caller's names; literal arguments are known values
         parameters = set(parameter_names(callee))
         flags = literal_arguments(callee, call)
-        inner = Context(
+        inner = Frame(
             names=Names(aliases=aliases, via=path, lists=bind_lists(callee, call, ctx.names)),
             cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
             local_defs=(*ctx.local_defs, {}),
@@ -924,7 +935,7 @@ class Flow:
         return found
 
     def _opaque(
-        self, call: cst.Call, states: set[State], ctx: Context, tell: bool = True
+        self, call: cst.Call, states: set[State], ctx: Frame, tell: bool = True
     ) -> set[State]:
         """A call we cannot see into may reset or update whatever owner it receives."""
         func = dotted(call.func) or ""
@@ -966,11 +977,11 @@ class Flow:
     def _sensitive(self, owner: str) -> set[str]:
         names = {owner}
         kind = self.index.owners.get(owner)
-        if kind == "optimizer":
+        if kind == OwnerKind.OPTIMIZER:
             link = self.knowledge.link(owner)
             if link is not None:
-                names |= set(link[0]) | set(link[1])
-        elif kind == "group":
+                names |= link.models | link.tensors
+        elif kind == OwnerKind.GROUP:
             names |= {m[: -len(".parameters()")] for m in owner.split(",")}
         return names
 
@@ -987,9 +998,8 @@ class Flow:
 def _finding_key(finding: gs.Finding | Report) -> tuple[object, ...]:
     if isinstance(finding, Report):
         return (finding.code, *finding.key)
-    if isinstance(finding, gs.StaleGradient):
-        return ("GL001", finding.backward.line, finding.backward.col, finding.owner)
-    return ("GL002", finding.reset.line, finding.reset.col, finding.owner)
+    site = finding.backward if isinstance(finding, gs.StaleGradient) else finding.reset
+    return (type(finding).__name__, site.line, site.col, finding.owner)
 
 
 def _order(finding: gs.Finding | Report) -> tuple[object, ...]:
@@ -1015,7 +1025,7 @@ def _constructed(value: cst.BaseExpression) -> bool:
     return False
 
 
-def _context_key(ctx: Context) -> tuple[object, ...]:
+def _context_key(ctx: Frame) -> tuple[object, ...]:
     """Everything of a context that following a statement depends on, hashable."""
     names = ctx.names
     return (
@@ -1036,7 +1046,7 @@ def _context_key(ctx: Context) -> tuple[object, ...]:
     )
 
 
-def _callee_view(s: State, ctx: Context) -> State:
+def _callee_view(s: State, ctx: Frame) -> State:
     """What a called function can see of the caller's state: not which of the caller's loops
     are in their first or last pass, nor the caller's local counters (a function body names
     only its own loops; attributes and module-level counters it may test)."""
@@ -1067,7 +1077,7 @@ def _restored(out: State, hidden: State) -> State:
     )
 
 
-def _guarded(ctx: Context, test: cst.BaseExpression) -> tuple[Context, Context]:
+def _guarded(ctx: Frame, test: cst.BaseExpression) -> tuple[Frame, Frame]:
     """The contexts of an `if`'s two branches, with the branch taken added to the guards."""
     key, polarity = condition_key(test)
     text = key if key is not None else code_of(test)
@@ -1086,7 +1096,7 @@ def _sync_or_not(s: State) -> tuple[State, State]:
     )
 
 
-def _leaving(ctx: Context, block: cst.BaseSuite) -> Context:
+def _leaving(ctx: Frame, block: cst.BaseSuite) -> Frame:
     """A branch that ends with continue/break/return/raise skips the rest of the iteration:
     a reset there discards on purpose (a bad batch), it does not defeat accumulation."""
     return replace(ctx, leaving=ctx.leaving or ends_by_leaving(block))
@@ -1141,7 +1151,7 @@ def _mark_last_pass(states: set[State], loop: Loop, last: bool | None) -> set[St
 
 
 def _branch_on_residue(
-    counting: tuple[ResidueTest, Loop], s: State, ctx: Context
+    counting: tuple[ResidueTest, Loop], s: State, ctx: Frame
 ) -> tuple[set[State], set[State]]:
     test, loop = counting
     known = s.residue(test.counter, test.modulus)
@@ -1157,10 +1167,11 @@ def _branch_on_residue(
     return ({holds}, {fails}) if test.equal else ({fails}, {holds})
 
 
-def _relation(reset_models: Iterable[str], owner_models: frozenset[str]) -> bool | None:
-    """A reset of `reset_models` against an owner built on `owner_models`."""
+def _relation(reset_models: Iterable[str], owner_models: frozenset[str]) -> Cover:
+    """A reset of `reset_models` against an owner built on `owner_models`: a reset of a model
+    (or of one it is part of) covers it; of a part of it, maybe (the rest keeps its gradient)."""
     if not owner_models:
-        return None
+        return Cover.NOT
     full = partial = False
     for reset in reset_models:
         for model in owner_models:
@@ -1169,5 +1180,5 @@ def _relation(reset_models: Iterable[str], owner_models: frozenset[str]) -> bool
             elif reset.startswith(f"{model}."):
                 partial = True
     if full:
-        return True
-    return False if partial else None
+        return Cover.SURELY
+    return Cover.MAYBE if partial else Cover.NOT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, cast
 
 import libcst as cst
@@ -19,7 +20,7 @@ from gradlint.analysis.events import (
     collective,
 )
 from gradlint.analysis.graphs import GRAPH_CUTS
-from gradlint.analysis.owners import Knowledge
+from gradlint.analysis.knowledge import Knowledge
 from gradlint.analysis.syntax import (
     Listing,
     assigned_targets,
@@ -32,12 +33,21 @@ from gradlint.analysis.syntax import (
 )
 
 
+class OwnerKind(str, Enum):
+    """What holds the gradients the path analysis follows."""
+
+    OPTIMIZER = "optimizer"  # an optimizer: its parameters' gradients
+    ENGINE = "engine"  # a DeepSpeed engine: step() also zeroes
+    GROUP = "group"  # a model's parameters, reset or updated by a loop over them
+    TENSOR = "tensor"  # a tensor that requires grad, updated by hand
+
+
 @dataclass
 class ModuleIndex:
     functions: dict[str, cst.FunctionDef]
     classes: dict[str, dict[str, cst.FunctionDef]]
     enclosing_class: dict[int, str]  # id(FunctionDef) -> class name for methods
-    owners: dict[str, str]  # owner key -> "optimizer" | "engine" | "tensor" | "group"
+    owners: dict[str, OwnerKind]  # owner key -> what it is
     repeated: set[int]  # ids of functions a framework calls once per batch
     # ids of functions (MODULE for the module body) from which a backward() is reachable, and
     # from which any gradient event is: the others are never analysed or followed into
@@ -347,28 +357,30 @@ def _reach(
     return with_backward, with_events
 
 
-def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dict[str, str]:
+def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dict[str, OwnerKind]:
     """Every gradient owner the module's events name, found before any path is followed."""
-    owners: dict[str, str] = {}
+    owners: dict[str, OwnerKind] = {}
 
     def note(event: Event | None) -> None:
         if isinstance(event, Update):
             for key in event.owners:
                 kind = (
-                    "engine"
+                    OwnerKind.ENGINE
                     if event.zeroes_after
                     else (
-                        "optimizer"
+                        OwnerKind.OPTIMIZER
                         if knowledge.is_optimizer(key) or key in knowledge.optimizers
-                        else ("group" if key.endswith(".parameters()") else "tensor")
+                        else (
+                            OwnerKind.GROUP if key.endswith(".parameters()") else OwnerKind.TENSOR
+                        )
                     )
                 )
                 owners.setdefault(key, kind)
         elif isinstance(event, Reset):
             if event.optimizer:
-                owners.setdefault(event.optimizer, "optimizer")
+                owners.setdefault(event.optimizer, OwnerKind.OPTIMIZER)
             for tensor in event.tensors:
-                owners.setdefault(tensor, "tensor")
+                owners.setdefault(tensor, OwnerKind.TENSOR)
 
     # (end of subtree, names) of the loops over parameters that enclose the current node
     enclosing: list[tuple[int, Names]] = [(len(nodes.nodes), Names())]
@@ -384,14 +396,14 @@ def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dic
                 enclosing.append((nodes.ends[index], names))
                 for group in together.params.values():
                     if group.models:
-                        owners.setdefault(group.key, "group")
+                        owners.setdefault(group.key, OwnerKind.GROUP)
         elif kind is cst.Call:
             note(recognizer.call(node, names))
         elif kind is cst.Assign or kind is cst.AugAssign or kind is cst.Del:
             for event in recognizer.assignment(node, names):
                 note(event)
     for optimizer in knowledge.optimizers:
-        owners.setdefault(optimizer, "optimizer")
+        owners.setdefault(optimizer, OwnerKind.OPTIMIZER)
     for engine in knowledge.engines:
-        owners[engine] = "engine"
+        owners[engine] = OwnerKind.ENGINE
     return owners

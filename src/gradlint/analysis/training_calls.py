@@ -13,7 +13,7 @@ import re
 import libcst as cst
 
 from gradlint.analysis.events import Names, Recognizer
-from gradlint.analysis.owners import Knowledge, strip_wrapper
+from gradlint.analysis.knowledge import Knowledge, strip_wrapper
 from gradlint.analysis.syntax import Listing, argument, code_of, dotted, last_name
 from gradlint.analysis.torch_api import Imports
 from gradlint.analysis.tracking import Clip, PathEvent, ScaledBackward, SchedulerStep, Unscale

@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import libcst as cst
 
 from gradlint.analysis.events import Recognizer, Site
+from gradlint.analysis.fix_safety import GradReads
 from gradlint.analysis.graphs import relevant_names
-from gradlint.analysis.owners import Knowledge, scan_module
+from gradlint.analysis.knowledge import Knowledge, scan_module
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import Listing, listing
 from gradlint.analysis.torch_api import Imports, imports_of
 from gradlint.analysis.tracking import Tracker
 from gradlint.analysis.training_calls import TrainingCalls
+from gradlint.fixes import Candidate
 from gradlint.tree import Tree
 from gradlint.triggers import Trigger
 
@@ -43,7 +46,7 @@ class Context:
 
     @cached_property
     def knowledge(self) -> Knowledge:
-        """Optimizers, models, tensors and schedulers the module creates (see analysis.owners)."""
+        """Optimizers, models, tensors and schedulers the module creates (see analysis.knowledge)."""
         return scan_module(self.module, self.listed)
 
     @cached_property
@@ -109,6 +112,22 @@ class Rule:
     check: Check | None = None  # None: the rule's findings come from the path analysis (flow)
     # a rule that follows paths: its analysis, run on the flow's one exploration of the file
     tracker: Callable[[Context], Tracker] | None = None
+    # a rule whose findings are the path analysis's own proofs about `.grad` (GL001, GL002)
+    gradients: Gradients | None = None
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """How a rule reports one kind of the path analysis's gradient findings
+    (`analysis.state.Finding`): where, in which words, how it is fixed, which it keeps."""
+
+    finding: type
+    site: Callable[[Any], Site]  # where a finding is reported
+    message: Callable[[Any], str]
+    trail: Callable[[Any], tuple[str, ...]]
+    fixes: Callable[[Any, Tree, GradReads], list[Candidate]]  # best first
+    # the findings worth reporting, given the module and the checks' violations
+    kept: Callable[[list[Any], Context, list[Violation]], list[Any]] | None = None
 
 
 def path_through(*sites: Site) -> tuple[str, ...]:

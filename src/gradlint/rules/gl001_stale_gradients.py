@@ -15,7 +15,7 @@ from gradlint.analysis.state import StaleGradient
 from gradlint.analysis.syntax import bound_here, code_of, dotted, last_name, names_in, walk
 from gradlint.analysis.torch_api import scaler_stepped
 from gradlint.fixes import Candidate, InsertAfter, InsertBefore, InsertFirst
-from gradlint.rules.base import Rule, path_through
+from gradlint.rules.base import Gradients, Rule, path_through
 from gradlint.tree import Tree
 
 RULE = Rule(
@@ -90,6 +90,13 @@ reads. Every fix is kept only if the result parses, compiles and re-lints with t
 gone and nothing new. If the accumulation across iterations was intended, mark the line with
 `# noqa: GL001` instead.
 """,
+    gradients=Gradients(
+        StaleGradient,
+        site=lambda finding: finding.backward,
+        message=lambda finding: message(finding),
+        trail=lambda finding: trail(finding),
+        fixes=lambda finding, tree, reads: fix_candidates(finding, tree, reads),
+    ),
 )
 
 

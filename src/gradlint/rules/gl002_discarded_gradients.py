@@ -14,7 +14,8 @@ from gradlint.analysis.fix_safety import (
 from gradlint.analysis.state import DiscardedGradient
 from gradlint.analysis.syntax import bound_here, code_of, names_in, walk
 from gradlint.fixes import Candidate, MoveAfter
-from gradlint.rules.base import Rule, path_through
+from gradlint.rules import gl112_step_before_backward as gl112
+from gradlint.rules.base import Context, Gradients, Rule, Violation, path_through
 from gradlint.tree import Tree
 
 RULE = Rule(
@@ -81,6 +82,14 @@ inside `def probe(net)`): no fix is offered; nor when the update is already foll
 same reset (the missing update is the bug). The fix is kept only if the result parses,
 compiles and re-lints with the finding gone and nothing new.
 """,
+    gradients=Gradients(
+        DiscardedGradient,
+        site=lambda finding: finding.reset,
+        message=lambda finding: message(finding),
+        trail=lambda finding: trail(finding),
+        fixes=lambda finding, tree, reads: fix_candidates(finding, tree),
+        kept=lambda findings, context, violations: kept(findings, context, violations),
+    ),
 )
 
 
@@ -188,6 +197,20 @@ def _same_code(first: cst.CSTNode, second: cst.CSTNode) -> bool:
     ):
         return False
     return [code_of(s) for s in first.body] == [code_of(s) for s in second.body]
+
+
+def kept(
+    findings: list[DiscardedGradient], context: Context, violations: list[Violation]
+) -> list[DiscardedGradient]:
+    """Without the findings that are no discard: a step skipped on purpose, and the reset that
+    starves a step placed before its backward (that step is the bug, GL112, selected or not)."""
+    if not findings:
+        return findings
+    early_steps = [v for v in violations if v.code == gl112.CODE] or list(gl112.check(context))
+    early = {id(v.node) for v in early_steps}
+    return [
+        f for f in findings if not (id(f.update.node) in early or deliberate_skip(f, context.tree))
+    ]
 
 
 def update_label(finding: DiscardedGradient) -> str:

@@ -182,10 +182,10 @@ class _Clipping(Tracker):
         link = self.context.knowledge.link(optimizer)
         if models is None or link is None:
             return None
-        if set(models) & set(link[0]):
+        if set(models) & link.models:
             return True
         # `self.model` clipped, the optimizer built in `__init__` from its parameter `model`
-        tails = {m.rsplit(".", 1)[-1] for m in link[0]}
+        tails = {m.rsplit(".", 1)[-1] for m in link.models}
         return None if any(m.rsplit(".", 1)[-1] in tails for m in models) else False
 
     def _touches(self, received: frozenset[str]) -> bool:

@@ -98,7 +98,7 @@ class _BackwardAfterStep(GraphTracker):
             return self._backward(value, event, at)
         if isinstance(event, Update) and len(event.owners) == 1:
             link = knowledge.link(event.owners[0])
-            moved = frozenset(link[0]) & value.models if link else frozenset()
+            moved = link.models & value.models if link else frozenset()
             if not moved:
                 return value
             marks = {
@@ -111,7 +111,7 @@ class _BackwardAfterStep(GraphTracker):
         if isinstance(event, Reset) and event.optimizer is not None:
             link = knowledge.link(event.optimizer)
             if link:
-                return replace(value, models=value.models - link[0])
+                return replace(value, models=value.models - link.models)
         return value
 
     def _backward(self, value: Followed, event: Backward, at: At) -> Followed:

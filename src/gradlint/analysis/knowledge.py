@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import libcst as cst
 
@@ -134,6 +135,14 @@ def parameter_sources(node: cst.CSTNode) -> tuple[set[str], set[str]] | None:
     return models, tensors
 
 
+class Link(NamedTuple):
+    """What an optimizer was built on: the models whose `.parameters()` it was given, and the
+    tensors given by name."""
+
+    models: frozenset[str]
+    tensors: frozenset[str]
+
+
 @dataclass
 class Knowledge:
     """What the module tells about its objects; built once per module by `scan_module`."""
@@ -141,7 +150,7 @@ class Knowledge:
     optimizers: set[str] = field(default_factory=set)
     engines: set[str] = field(default_factory=set)  # DeepSpeed engines: step() also zeroes
     # optimizer -> (models, tensors) its parameters come from; None when ambiguous or unknown
-    links: dict[str, tuple[frozenset[str], frozenset[str]] | None] = field(default_factory=dict)
+    links: dict[str, Link | None] = field(default_factory=dict)
     model_aliases: dict[str, str] = field(default_factory=dict)  # wrapped -> underlying model
     list_literals: dict[str, tuple[str, ...]] = field(default_factory=dict)  # params = [w, b]
     # params = list(model.parameters()): name -> the model whose parameters it lists, all of them
@@ -174,13 +183,13 @@ class Knowledge:
             text = strip_wrapper(self.model_aliases[text])
         return text
 
-    def link(self, optimizer: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    def link(self, optimizer: str) -> Link | None:
         return self.links.get(optimizer)
 
     def _add_link(self, optimizer: str, sources: tuple[set[str], set[str]] | None) -> None:
         value = None
         if sources is not None:
-            value = (frozenset(self.model(m) for m in sources[0]), frozenset(sources[1]))
+            value = Link(frozenset(self.model(m) for m in sources[0]), frozenset(sources[1]))
         if optimizer in self.links and self.links[optimizer] != value:
             self.links[optimizer] = None  # two different constructions under one name: unknown
         else:
@@ -231,13 +240,13 @@ def _scan_call_sites(knowledge: Knowledge, module: cst.Module, calls: list[cst.C
                 first = _params_argument(value)
                 sources = parameter_sources(first) if first is not None else None
                 if sources is not None:
-                    link = (frozenset(sources[0]), frozenset(sources[1]))
+                    link = Link(frozenset(sources[0]), frozenset(sources[1]))
             elif dotted(value) in knowledge.optimizers and knowledge.links.get(dotted(value) or ""):
                 link = knowledge.links[dotted(value) or ""]
             if link is None:
                 continue
-            models = {by_text.get(m) for m in link[0]}
-            tensors = {by_text.get(t) for t in link[1]}
+            models = {by_text.get(m) for m in link.models}
+            tensors = {by_text.get(t) for t in link.tensors}
             if None in models or None in tensors:
                 knowledge._add_link(name, None)
                 continue
