@@ -15,7 +15,7 @@ from gradlint.analysis.graphs import relevant_names
 from gradlint.analysis.knowledge import Knowledge, scan_module
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import Listing, listing
-from gradlint.analysis.torch_api import Imports, imports_of
+from gradlint.analysis.torch_api import Imports, callers_by_name, imports_of
 from gradlint.analysis.tracking import Tracker
 from gradlint.analysis.training_calls import TrainingCalls
 from gradlint.fixes import Candidate
@@ -58,6 +58,11 @@ class Context:
     def recognizer(self) -> Recognizer:
         """Backward, update and reset events, with one site per node for every rule."""
         return Recognizer(self.knowledge, self.positions)
+
+    @cached_property
+    def callers(self) -> dict[str, list[cst.Call]]:
+        """The calls of each function name (see analysis.torch_api.callers_by_name)."""
+        return callers_by_name(self.listed.of_type(cst.Call))
 
     @cached_property
     def training_calls(self) -> TrainingCalls:

@@ -9,7 +9,7 @@ import libcst as cst
 
 from gradlint.analysis.calls import parameter_names
 from gradlint.analysis.syntax import argument, code_of, dotted, last_name, names_in, walk, written
-from gradlint.analysis.torch_api import backward_loss, callers_by_name, grad_enabled
+from gradlint.analysis.torch_api import backward_loss, grad_enabled
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
 
@@ -81,7 +81,7 @@ _DETACHING = frozenset({"item", "detach", "float", "int", "tolist", "numpy", "da
 
 def check(context: Context) -> Iterator[Violation]:
     tree = context.tree
-    callers = callers_by_name(context.listed.of_type(cst.Call))
+    callers = context.callers
     keepers = _keeping_methods(context)
     for loop in context.listed.of_type(cst.For, cst.While):
         assert isinstance(loop, (cst.For, cst.While))

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import libcst as cst
 
 from gradlint.analysis.syntax import code_of, dotted
-from gradlint.analysis.torch_api import imports_of
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 CODE = "GL107"
@@ -103,7 +102,7 @@ _FACTORIES = frozenset(
 
 
 def check(context: Context) -> Iterator[Violation]:
-    imports = imports_of(context.listed.of_type(cst.Import, cst.ImportFrom))
+    imports = context.imports
     for node in context.listed.of_type(cst.Call):
         assert isinstance(node, cst.Call)
         name = dotted(node.func)

@@ -8,7 +8,6 @@ import libcst as cst
 
 from gradlint.analysis.syntax import Listing, dotted, names_in, walk
 from gradlint.analysis.torch_api import (
-    callers_by_name,
     grad_enabled,
     makes_leaf,
     torch_no_grad_spelling,
@@ -99,7 +98,7 @@ def check(context: Context) -> Iterator[Violation]:
         return  # gradient recording may be off for the whole script
     leaves = _leaves(context.listed)
     tree = context.tree
-    callers = callers_by_name(context.listed.of_type(cst.Call))
+    callers = context.callers
     found: list[tuple[cst.BaseSmallStatement, str, cst.SimpleStatementLine]] = []
     for node in walk(context.module):
         if not isinstance(node, cst.SimpleStatementLine):

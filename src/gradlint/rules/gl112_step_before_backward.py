@@ -77,7 +77,7 @@ RULE = Rule(
 
 
 def check(context: Context) -> Iterator[Violation]:
-    recognizer = Recognizer(context.knowledge, context.positions)
+    recognizer = context.recognizer
     helpers = _functions_with_backward(context)
     for loop in context.listed.of_type(cst.For, cst.While):
         assert isinstance(loop, (cst.For, cst.While))
