@@ -316,6 +316,8 @@ def collective(stmt: cst.For, knowledge: Knowledge, names: Names) -> Collective 
     - `for group in opt.param_groups`: the optimizer's parameters, group by group."""
     target, iterable = stmt.target, stmt.iter
     iterated = dotted(iterable)
+    if iterated is None and _values_of(iterable):
+        iterated = code_of(iterable)  # `for opt in optimizers.values():`
     if isinstance(target, cst.Name) and iterated is not None:
         resolved = names.resolve(iterated)
         if resolved.endswith(".param_groups"):
@@ -332,6 +334,17 @@ def collective(stmt: cst.For, knowledge: Knowledge, names: Names) -> Collective 
     acted = [(name, group) for name, group in pairs if _acts_on(stmt.body, name)]
     return Collective(
         params={name: parameter_group(group, knowledge, names) for name, group in acted}
+    )
+
+
+def _values_of(iterable: cst.BaseExpression) -> bool:
+    """`optimizers.values()`: the same collection every time it is asked for."""
+    return (
+        isinstance(iterable, cst.Call)
+        and not iterable.args
+        and isinstance(iterable.func, cst.Attribute)
+        and iterable.func.attr.value == "values"
+        and dotted(iterable.func.value) is not None
     )
 
 
@@ -384,7 +397,8 @@ def _ranges_over_parameters(iterable: cst.BaseExpression) -> bool:
 
 
 def _steps_or_resets_only(stmt: cst.For, variable: str) -> bool:
-    """The body calls `variable.zero_grad()` or `variable.step()` and runs no backward."""
+    """The body calls `variable.zero_grad()`, `variable.step()` or a scaler's `step(variable)` /
+    `unscale_(variable)`, and runs no backward."""
     acts = False
     for node in walk(stmt.body):
         if isinstance(node, cst.Call):
@@ -394,4 +408,8 @@ def _steps_or_resets_only(stmt: cst.For, variable: str) -> bool:
             receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
             if name in ("zero_grad", "step") and receiver is not None:
                 acts = acts or dotted(receiver) == variable
+            if name in ("step", "unscale_") and receiver is not None and node.args:
+                # `scaler.step(opt)`, `scaler.unscale_(opt)` act on the optimizer they are given
+                given = scaler_stepped(node) if name == "step" else node.args[0].value
+                acts = acts or (given is not None and dotted(given) == variable)
     return acts

@@ -941,6 +941,10 @@ class Flow:
         func = dotted(call.func) or ""
         root = func.split(".", 1)[0]
         tail = func.rsplit(".", 1)[-1]
+        if "zero_grad" in tail:
+            # another library's reset (`pyro.infer.util.zero_grads(params)`): it may reset any
+            # gradient, so nothing that depends on a reset is claimed after it
+            return {s.with_facts({owner: gs.UNKNOWN for owner, _ in s.owners}) for s in states}
         if (
             not call.args
             or root in HARMLESS_ROOTS
@@ -954,10 +958,15 @@ class Flow:
             received |= {ctx.names.resolve(n) for n in handed_over(arg.value)}
         if tell:
             states = self._tell(states, ctx, Opaque(frozenset(received)))
+        # an object handed over hands over its attributes (`callback.on_backward(self, ...)`
+        # may step or reset `self.optimizer`)
+        holders = tuple(f"{r}." for r in received)
         result = set()
         for s in states:
             changes = {
-                owner: gs.UNKNOWN for owner, _ in s.owners if self._sensitive(owner) & received
+                owner: gs.UNKNOWN
+                for owner, _ in s.owners
+                if self._sensitive(owner) & received or owner.startswith(holders)
             }
             result.add(s.with_facts(changes) if changes else s)
         return result

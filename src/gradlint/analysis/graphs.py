@@ -52,9 +52,11 @@ class GraphReader:
         is_forward: Callable[[str], str | None],
         opaque: Callable[[str], bool],
         relevant: frozenset[str],
+        is_model: Callable[[str], bool] = lambda callee: False,
     ):
         self.is_forward = is_forward  # callee -> model name, or None if not a forward
         self.opaque = opaque  # a callee whose result gradlint cannot read (a module's function)
+        self.is_model = is_model  # a callee known as a model of the module (it has parameters)
         self.relevant = relevant  # the names worth following (see `relevant_names`)
         self._forwards: dict[int, frozenset[int]] = {}
         self.calls: dict[int, cst.Call] = {}  # the forward calls met, by id
@@ -178,12 +180,26 @@ def after_binding(
     if not written:
         return dropped(names, targets), ran
     graph = EMPTY if grad_off else reader.evaluate(value, dict(names), resolve)
+    if _unpacked(statement) and not _runs_a_model(reader, value):
+        graph = EMPTY  # `a, b = loss_module(x)`: which part goes through what is not known
     if isinstance(statement, cst.AugAssign):
         before = dict(names)
         for target in written:
             names = bound(names, [target], before.get(target, EMPTY) | graph)
         return names, ran
     return bound(dropped(names, targets), written, graph), ran
+
+
+def _unpacked(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.Assign) and any(
+        isinstance(t.target, (cst.Tuple, cst.List)) for t in statement.targets
+    )
+
+
+def _runs_a_model(reader: GraphReader, value: cst.BaseExpression) -> bool:
+    """`out, state = model(x, state)` of a model of the module: both go through it."""
+    callee = dotted(value.func) if isinstance(value, cst.Call) else None
+    return callee is not None and reader.is_model(callee)
 
 
 def relevant_names(listed: Listing) -> frozenset[str]:
@@ -282,8 +298,13 @@ class GraphTracker(Tracker):
         def unreadable(callee: str) -> bool:  # a helper of this module: its result is not read
             return callee.rsplit(".", 1)[-1] in functions
 
+        knowledge = context.knowledge
+
+        def is_model(callee: str) -> bool:
+            return knowledge.model(callee) in knowledge.models
+
         self.context = context
-        self.reader = GraphReader(is_forward, unreadable, context.graph_names)
+        self.reader = GraphReader(is_forward, unreadable, context.graph_names, is_model)
 
     def start(self) -> Followed:
         return Followed()

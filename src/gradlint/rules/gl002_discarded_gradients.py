@@ -165,10 +165,26 @@ def deliberate_skip(finding: DiscardedGradient, tree: Tree) -> bool:
     update = finding.update.node
     if finding.nothing_left or update is None:
         return False
+    if finding.reset.node is not None and _same_window(finding.reset.node, update, tree):
+        return True
     conditions = guards(update, tree)
     if not conditions or any(is_window_test(test) for test in conditions):
         return False
     return not _loss_scaled_by(conditions, finding, tree)
+
+
+def _same_window(reset: cst.CSTNode, update: cst.CSTNode, tree: Tree) -> bool:
+    """The reset runs only at the end of an accumulation window (`if step % k == 0:`), in the
+    same window branch as the update: it discards a window's gradient only when that window's
+    update was skipped on purpose (a non-finite norm), never the next window's micro-batches."""
+    around_update = {id(a) for a in tree.ancestors(update)}
+    for ancestor in tree.ancestors(reset):
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
+            return False
+        if isinstance(ancestor, cst.If) and id(ancestor) in around_update:
+            if is_window_test(ancestor.test):
+                return True
+    return False
 
 
 def _loss_scaled_by(

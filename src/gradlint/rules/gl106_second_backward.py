@@ -75,9 +75,13 @@ class _SecondBackward(GraphTracker):
         knowledge = context.knowledge
 
         def forward(callee: str) -> str | None:
-            if _MAKES_MODELS.match(callee.rsplit(".", 1)[-1]) or callee.startswith("torch."):
+            tail = callee.rsplit(".", 1)[-1]
+            if _MAKES_MODELS.match(tail) or callee.startswith("torch."):
                 return None  # `load_models(path)` returns models, not a computation through them
-            return knowledge.model(callee) if knowledge.is_forward(callee) else None
+            model = knowledge.model(callee)
+            if tail[:1].isupper() and model not in knowledge.models:
+                return None  # `WorldModel(...)` builds a model, it computes nothing yet
+            return model if knowledge.is_forward(callee) else None
 
         super().__init__(context, forward)
 
