@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.analysis.syntax import code_of, dotted, last_name, names_in, walk
+from gradlint.analysis.syntax import bound_here, code_of, dotted, last_name, names_in, walk
 
 SYNC_GRADIENTS = "<sync_gradients>"  # Accelerate's accumulate(): step and zero_grad are gated
 
@@ -32,6 +32,9 @@ def condition_key(test: cst.BaseExpression) -> tuple[str | None, bool]:
     while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         polarity = not polarity
         test = test.expression
+    empty = emptiness_key(test)
+    if empty is not None:
+        return empty[0], empty[1] == polarity
     text = code_of(test)
     if text.endswith("sync_gradients"):
         return SYNC_GRADIENTS, polarity
@@ -198,3 +201,80 @@ def runs_forever(stmt: cst.For | cst.While) -> bool:
     if isinstance(test, cst.Name):
         return test.value == "True"
     return isinstance(test, cst.Integer) and test.value != "0"
+
+
+def none_test(test: cst.BaseExpression) -> tuple[str, bool] | None:
+    """`x is not None` -> ("x", True), `x is None` -> ("x", False): the name, and the test's
+    value once `x` holds something."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None
+    target = test.comparisons[0]
+    name = dotted(test.left)
+    if name is None or not (
+        isinstance(target.comparator, cst.Name) and target.comparator.value == "None"
+    ):
+        return None
+    if isinstance(target.operator, cst.IsNot):
+        return name, True
+    if isinstance(target.operator, cst.Is):
+        return name, False
+    return None
+
+
+def set_on_every_pass(body: cst.BaseSuite) -> frozenset[str]:
+    """Names a loop body binds to something other than None on every pass (an assignment at its
+    top level) and never to None: after the first pass, `x is not None` holds for them."""
+    set_here: set[str] = set()
+    for statement in body.body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                if isinstance(small, (cst.Assign, cst.AnnAssign)) and not _is_none(small.value):
+                    set_here |= bound_here(small)
+        if any(isinstance(n, _LEAVING) for n in walk(statement)):
+            break  # a pass may end here: what comes after is not set on every pass
+    cleared = {
+        name
+        for node in walk(body)
+        if isinstance(node, (cst.Assign, cst.AnnAssign)) and _is_none(node.value)
+        for name in bound_here(node)
+    }
+    return frozenset(set_here - cleared)
+
+
+_LEAVING = (cst.Continue, cst.Break, cst.Return, cst.Raise)
+
+
+def _is_none(value: cst.BaseExpression | None) -> bool:
+    return value is None or (isinstance(value, cst.Name) and value.value == "None")
+
+
+def emptiness_key(test: cst.BaseExpression) -> tuple[str, bool] | None:
+    """`len(xs) == 0` (also `<= 0`, `< 1`) -> ("len(xs) == 0", True); `len(xs) > 0` (also
+    `>= 1`, `!= 0`) -> ("len(xs) == 0", False): one key for every spelling of "is it empty"."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None
+    left, target = test.left, test.comparisons[0]
+    if not (
+        isinstance(left, cst.Call)
+        and last_name(left.func) == "len"
+        and len(left.args) == 1
+        and isinstance(target.comparator, cst.Integer)
+    ):
+        return None
+    name = dotted(left.args[0].value)
+    if name is None:
+        return None
+    value, op = int(target.comparator.value), target.operator
+    empty = {
+        (cst.Equal, 0): True,
+        (cst.LessThanEqual, 0): True,
+        (cst.LessThan, 1): True,
+        (cst.GreaterThan, 0): False,
+        (cst.GreaterThanEqual, 1): False,
+        (cst.NotEqual, 0): False,
+    }.get((type(op), value))
+    return None if empty is None else (empty_key(name), empty)
+
+
+def empty_key(name: str) -> str:
+    return f"len({name}) == 0"

@@ -35,13 +35,16 @@ from gradlint.analysis.conditions import (
     condition_key,
     condition_names,
     counter_from,
+    empty_key,
     first_iteration_test,
     grad_guard,
     is_stable,
     last_pass_info,
     last_pass_tests,
     loop_counter,
+    none_test,
     runs_forever,
+    set_on_every_pass,
 )
 from gradlint.analysis.counters import (
     Residue,
@@ -122,6 +125,8 @@ class Loop:
     # a counter the body itself advances once per pass (`global_step += 1`), from a value
     # not known here: its residues move at the increment, not at the back edge
     advanced: str | None = None
+    # names the body sets (not to None) on every pass: `x is not None` after the first pass
+    set_every_pass: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -300,6 +305,8 @@ class Flow:
         states = {_forget(s, targets) for s in states}
         if isinstance(stmt, cst.Assign):
             states = {self._rebind(s, targets, stmt.value) for s in states}
+            if _empty_list(stmt.value) and targets & self.index.emptiness_tested:
+                states = _known_empty(states, targets & self.index.emptiness_tested, True)
         return self._bind(stmt, targets, states, ctx)
 
     # trackers ----------------------------------------------------------------------------------
@@ -502,7 +509,9 @@ class Flow:
                 loop = Loop(loop_id, counter, last_pass_tests(stmt))
             elif started is not None and started[0] not in assigned_targets(stmt.body):
                 loop = Loop(loop_id, started[0], start=started[1])
-        loop = replace(loop, advanced=advanced_counter(stmt.body))
+        loop = replace(
+            loop, advanced=advanced_counter(stmt.body), set_every_pass=set_on_every_pass(stmt.body)
+        )
         # a counter that a loop inside this one advances keeps what is known of it across
         # this loop's passes too (`global_step += 1` in the batch loop of an epoch loop)
         assigned -= {
@@ -646,6 +655,11 @@ class Flow:
             # `if p.grad is not None:` -- when the gradient is None there is nothing to reset
             # or read, so following only the branch that acts loses no finding.
             return guard
+        none = none_test(test)
+        if none is not None:
+            for loop in reversed(ctx.loops):
+                if none[0] in loop.set_every_pass and loop.node_id not in s.first:
+                    return none[1]  # set on the pass before: `params is not None`
         counter, first_value = first_iteration_test(test)
         if counter is not None:
             for loop in reversed(ctx.loops):
@@ -661,6 +675,14 @@ class Flow:
         for call in calls:
             if not states:
                 break
+            if self.index.emptiness_tested:
+                appended = _appended_to(call)
+                if appended is not None and appended in self.index.emptiness_tested:
+                    states = _known_empty(states, {appended}, False)
+                    continue
+                touched = _touched(call) & self.index.emptiness_tested
+                if touched:  # `xs.clear()`, `collect(xs)`: what is known of `len(xs)` goes
+                    states = {_forget(s, touched) for s in states}
             event = self.recognizer.call(call, ctx.names)
             if isinstance(event, Backward):
                 # `self.backward(loss)` of a trainer class that defines it: its body says
@@ -1084,6 +1106,48 @@ def _restored(out: State, hidden: State) -> State:
     return evolve(
         out, first=hidden.first, last_pass=hidden.last_pass, residues=out.residues | hidden.residues
     )
+
+
+def _empty_list(value: cst.BaseExpression) -> bool:
+    return (isinstance(value, cst.List) and not value.elements) or (
+        isinstance(value, cst.Call) and dotted(value.func) == "list" and not value.args
+    )
+
+
+def _appended_to(call: cst.Call) -> str | None:
+    """`xs` of `xs.append(x)`."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "append" and len(call.args) == 1:
+        return dotted(func.value)
+    return None
+
+
+_READING_BUILTINS = frozenset(
+    {"len", "print", "bool", "isinstance", "str", "repr", "sum", "min", "max", "any", "all"}
+)
+
+
+def _touched(call: cst.Call) -> set[str]:
+    """The names a call may change: its receiver and the names it is given (builtins that only
+    read, such as `len(xs)`, change nothing)."""
+    if isinstance(call.func, cst.Name) and call.func.value in _READING_BUILTINS:
+        return set()
+    found = {dotted(arg.value) for arg in call.args}
+    if isinstance(call.func, cst.Attribute):
+        found.add(dotted(call.func.value))
+    return {name for name in found if name is not None}
+
+
+def _known_empty(states: set[State], names: set[str], empty: bool) -> set[State]:
+    """What `xs = []` and `xs.append(x)` tell about `len(xs) == 0` for the tests that read it."""
+    out = set()
+    for s in states:
+        assumed = set(s.assumed)
+        for name in names:
+            assumed -= {(empty_key(name), not empty)}
+            assumed.add((empty_key(name), empty))
+        out.add(evolve(s, assumed=frozenset(assumed)))
+    return out
 
 
 def _guarded(ctx: Frame, test: cst.BaseExpression) -> tuple[Frame, Frame]:

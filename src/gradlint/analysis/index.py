@@ -60,6 +60,9 @@ class ModuleIndex:
     # freezes parameters anywhere (`requires_grad = False`): a sole sub-module reset of an
     # unfrozen model leaves the rest of its gradient in place
     submodule_resets: frozenset[str] = frozenset()
+    # lists whose emptiness an `if` tests (`if len(outputs) == 0: continue`): `xs = []` and
+    # `xs.append(x)` are followed for them
+    emptiness_tested: frozenset[str] = frozenset()
     freezes: bool = False
     _sources: dict[int, dict[str, frozenset[str]]] = field(default_factory=dict)
 
@@ -149,6 +152,11 @@ def index_module(
         {id(n): n for n in function_defs} | {MODULE: module},
         submodule_resets=frozenset(_reset_receivers(listed)),
         freezes=_freezes(listed),
+        emptiness_tested=frozenset(
+            key[len("len(") : -len(") == 0")]
+            for key in tests
+            if key is not None and key.startswith("len(") and key.endswith(") == 0")
+        ),
     )
 
 
