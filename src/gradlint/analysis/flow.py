@@ -79,7 +79,7 @@ from gradlint.analysis.syntax import (
     listing,
     walk,
 )
-from gradlint.analysis.torch_api import disables_grad
+from gradlint.analysis.torch_api import callers_by_name, disables_grad
 from gradlint.analysis.tracking import At, Guard, Opaque, PathEvent, Report, Tracker
 
 MAX_STATES = 4096
@@ -170,6 +170,7 @@ class Flow:
         self.recognizer = recognizer
         self.listed = listed if listed is not None else listing(module)
         self.index = index_module(module, knowledge, recognizer, self.listed)
+        self._callers = callers_by_name(self.listed.of_type(cst.Call))
         self.findings: dict[tuple[object, ...], gs.Finding | Report] = {}
         self.scopes_analysed = 0
         # syntax facts asked again on every pass over a loop, kept per node
@@ -202,7 +203,7 @@ class Flow:
                 again = id(node) in self.index.repeated
                 if again:
                     ctx = replace(ctx, per_call=per_call_counters(node))
-                self._scope(body_of(node.body), ctx, again=again)
+                self._scope(body_of(node.body), ctx, again=again, known=self._called_with(node))
         found = [f for f in self.findings.values() if not isinstance(f, Report)]
         self.reports = [f for f in self.findings.values() if isinstance(f, Report)]
         return sorted(found, key=_finding_key)
@@ -212,10 +213,12 @@ class Flow:
         body: Iterable[cst.BaseStatement | cst.BaseSmallStatement],
         ctx: Frame,
         again: bool = False,
+        known: frozenset[tuple[str, bool]] = frozenset(),
     ) -> None:
         start = State(
             owners=tuple(sorted((k, gs.EMPTY) for k in self.index.owners)),
             tracked=tuple(t.start() for t in self.trackers),
+            assumed=known,
         )
         saved = dict(self.findings)
         try:
@@ -237,6 +240,14 @@ class Flow:
             self.scopes_abandoned += 1
             why = "too many paths" if isinstance(error, TooComplex) else "nesting too deep"
             self.abandoned.append((ctx.scope, why))
+
+    def _called_with(self, function: cst.FunctionDef) -> frozenset[tuple[str, bool]]:
+        """The flags every call of `function` in the module gives it (`optimizer=None` left to
+        its default by every caller): the paths they rule out are never taken from here."""
+        calls = self._callers.get(function.name.value)
+        if not calls:
+            return frozenset()
+        return frozenset.intersection(*(literal_arguments(function, call) for call in calls))
 
     # statements --------------------------------------------------------------------------------
     def _block(self, stmts: list, states: set[State], ctx: Frame) -> Outcome:
@@ -609,18 +620,26 @@ class Flow:
                 false_states |= false_side
                 continue
             value = self._evaluate(test, s, ctx)
-            if value is None and key is not None:
-                if (key, polarity) in s.assumed:
+            here, same, steady = key, polarity, stable
+            if value is None and isinstance(test, cst.BooleanOperation):
+                # `optimizer and do_zero_grad` with `do_zero_grad` known: it is `optimizer`
+                rest = self._unknown_side(test, s, ctx)
+                if rest is not None:
+                    here, same = condition_key(rest)
+                    steady = is_stable(rest) and remember
+                    steady = steady and here in self.index.repeated_conditions
+            if value is None and here is not None:
+                if (here, same) in s.assumed:
                     value = True
-                elif (key, not polarity) in s.assumed:
+                elif (here, not same) in s.assumed:
                     value = False
             if value is True:
                 true_states.add(s)
             elif value is False:
                 false_states.add(s)
-            elif key is not None and stable:
-                true_states.add(evolve(s, assumed=s.assumed | {(key, polarity)}))
-                false_states.add(evolve(s, assumed=s.assumed | {(key, not polarity)}))
+            elif here is not None and steady:
+                true_states.add(evolve(s, assumed=s.assumed | {(here, same)}))
+                false_states.add(evolve(s, assumed=s.assumed | {(here, not same)}))
             else:
                 true_states.add(s)
                 false_states.add(s)
@@ -630,6 +649,32 @@ class Flow:
                 true_states = _mark_last_pass(true_states, loop, on_true)
                 false_states = _mark_last_pass(false_states, loop, on_false)
         return true_states, false_states
+
+    def _unknown_side(
+        self, test: cst.BooleanOperation, s: State, ctx: Frame
+    ) -> cst.BaseExpression | None:
+        """The side of `a and b` (`a or b`) whose value decides, when the other is known to
+        be True (False): the test is then that side."""
+        neutral = isinstance(test.operator, cst.And)
+        left = self._evaluate(test.left, s, ctx)
+        right = self._evaluate(test.right, s, ctx)
+        if left is neutral and right is None:
+            return test.right
+        if right is neutral and left is None:
+            return test.left
+        return None
+
+    def _both(self, test: cst.BooleanOperation, s: State, ctx: Frame) -> bool | None:
+        """`a and b`, `a or b` from what is known of each side."""
+        left = self._evaluate(test.left, s, ctx)
+        right = self._evaluate(test.right, s, ctx)
+        if isinstance(test.operator, cst.And):
+            if left is False or right is False:
+                return False
+            return True if left and right else None
+        if left is True or right is True:
+            return True
+        return False if left is False and right is False else None
 
     def _residue_test(
         self, test: cst.BaseExpression, ctx: Frame
@@ -650,6 +695,13 @@ class Flow:
             return None if inner is None else not inner
         if isinstance(test, cst.Name) and test.value in ("True", "False"):
             return test.value == "True"
+        if isinstance(test, cst.BooleanOperation):
+            return self._both(test, s, ctx)
+        if isinstance(test, cst.Name):
+            if (test.value, True) in s.assumed:
+                return True
+            if (test.value, False) in s.assumed:
+                return False
         guard = grad_guard(test)
         if guard is not None:
             # `if p.grad is not None:` -- when the gradient is None there is nothing to reset
@@ -862,6 +914,11 @@ class Flow:
         ):
             return self._opaque(call, states, ctx)
         aliases = bind_arguments(callee, call, ctx.names)
+        if any(d.get(callee.name.value) is callee for d in ctx.local_defs):
+            # a function defined where it is called (a closure) sees the names around it
+            shadowed = set(parameter_names(callee))
+            enclosing = {k: v for k, v in ctx.names.aliases.items() if k not in shadowed}
+            aliases = {**enclosing, **aliases}
         is_method = id(callee) in self.index.enclosing_class
         path = (*ctx.names.via, self.recognizer.site(Names(), via or call).seq)
         # the callee's parameters shadow the caller's names; literal arguments are known values

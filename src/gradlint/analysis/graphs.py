@@ -27,6 +27,14 @@ Graph = frozenset[Element]
 EMPTY: Graph = frozenset()
 # what goes through these carries no graph: a value read through them reaches no model
 GRAPH_CUTS = frozenset({"detach", "item", "tolist", "numpy", "data"})
+# no graph either: sizes, types and places of a tensor, integer results, new tensors made from
+# another's shape (`torch.rand_like(out)`, `out.new_zeros(n)`)
+_NO_GRAPH = frozenset(
+    {"shape", "size", "dtype", "device", "dim", "ndim", "numel", "argmax", "argmin"}
+)
+_FACTORIES = frozenset(
+    {"zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm", "arange"}
+)
 # keywords that say where or how a tensor is made, never what it is computed from
 _PLACEMENT = frozenset({"device", "dtype", "generator", "layout", "memory_format"})
 # methods whose arguments say where or in which type a tensor goes, not what it is computed from
@@ -67,9 +75,11 @@ class GraphReader:
         """The graph of `node` after the forward calls in it ran (theirs at age 0)."""
         if isinstance(node, cst.Call):
             func = node.func
-            if isinstance(func, cst.Attribute) and func.attr.value in GRAPH_CUTS:
+            if isinstance(func, cst.Attribute) and func.attr.value in GRAPH_CUTS | _NO_GRAPH:
                 return EMPTY
             callee = dotted(func)
+            if callee is not None and _makes_new(callee.rsplit(".", 1)[-1]):
+                return EMPTY
             model = self.is_forward(callee) if callee is not None else None
             found: set[Element] = set()
             if model is not None:
@@ -87,7 +97,7 @@ class GraphReader:
         if isinstance(node, cst.Name):
             return names.get(resolve(node.value), EMPTY)
         if isinstance(node, cst.Attribute):
-            if node.attr.value in GRAPH_CUTS:
+            if node.attr.value in GRAPH_CUTS | _NO_GRAPH:
                 return EMPTY
             name = dotted(node)
             if name is not None and resolve(name) in names:
@@ -119,6 +129,11 @@ class GraphReader:
             pending.extend(children(current))
         result = self._forwards[id(node)] = frozenset(found)
         return result
+
+
+def _makes_new(name: str) -> bool:
+    """`zeros_like`, `rand_like`, `new_zeros`, `torch.zeros`: a new tensor, with no graph."""
+    return name.endswith("_like") or name.startswith("new_") or name in _FACTORIES
 
 
 def aged(graph: Graph, calls: frozenset[int]) -> Graph:

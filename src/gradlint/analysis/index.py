@@ -138,7 +138,12 @@ def index_module(
     function_defs = [n for n in nodes if isinstance(n, cst.FunctionDef)]
     with_backward, with_events = _reach(functions, classes, function_defs, listed)
     event_names = {node.name.value for node in function_defs if id(node) in with_events}
-    tests = Counter(condition_key(node.test)[0] for node in nodes if isinstance(node, cst.If))
+    tests = Counter(
+        condition_key(test)[0]
+        for node in nodes
+        if isinstance(node, cst.If)
+        for test in _operands(node.test)
+    )
     return ModuleIndex(
         functions,
         classes,
@@ -170,6 +175,13 @@ _STEP_ROLE = re.compile(
 
 # receivers whose `.step()` / `.update()` is not a call of the user's training step
 _NOT_A_CALLER = re.compile(r"(?i)opt|sched|scaler|lr|swa|ema|engine|accelerator|progress|bar")
+
+
+def _operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """A test and, for `a and b` / `a or b`, each side: each may be what decides."""
+    if isinstance(test, cst.BooleanOperation):
+        return [test, *_operands(test.left), *_operands(test.right)]
+    return [test]
 
 
 def _per_batch(
