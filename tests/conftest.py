@@ -90,3 +90,17 @@ class Fixture:
 def fixtures() -> list[Fixture]:
     paths = sorted(p for p in FIXTURES.glob("*/*.py") if not p.name.endswith(".fixed.py"))
     return [Fixture(p, p.read_text(encoding="utf-8")) for p in paths]
+
+
+def rule_cases(code: str) -> list[Fixture]:
+    """The runnable fixtures of one rule: its own folder and its clean twins (`glNNN_*.py`)."""
+    return [
+        f
+        for f in fixtures()
+        if f.runtime_skip is None
+        and (f.path.parent.name == code or f.path.name.startswith(f"{code.lower()}_"))
+    ]
+
+
+def reports(fixture: Fixture, code: str) -> bool:
+    return any(expected == code for expected, _ in fixture.expected)

@@ -10,18 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Fixture, fixtures
+from conftest import Fixture, reports, rule_cases
 
 if not os.environ.get("CI"):
     pytest.importorskip("torch")
 
 WARNING = "before `optimizer.step()`"
-CASES = [
-    f
-    for f in fixtures()
-    if f.runtime_skip is None
-    and (f.path.parent.name == "GL104" or f.path.name.startswith("gl104_"))
-]
+CASES = rule_cases("GL104")
 
 
 def _warns(path: Path) -> bool:
@@ -37,13 +32,13 @@ def _warns(path: Path) -> bool:
 
 
 def test_the_cases_cover_reported_and_clean_files() -> None:
-    reported = [f for f in CASES if any(code == "GL104" for code, _ in f.expected)]
+    reported = [f for f in CASES if reports(f, "GL104")]
     assert len(reported) >= 3 and len(CASES) > len(reported)
 
 
 @pytest.mark.parametrize("fixture", CASES, ids=lambda f: f.id)
 def test_torch_warns_exactly_where_gl104_reports(fixture: Fixture) -> None:
-    reported = any(code == "GL104" for code, _ in fixture.expected)
+    reported = reports(fixture, "GL104")
     assert _warns(fixture.path) == reported
     if reported and fixture.fixed_path.exists():
         assert not _warns(fixture.fixed_path)

@@ -100,8 +100,9 @@ class ModuleIndex:
 
 MODULE = 0
 _BACKWARD_WORDS = frozenset({"backward", "manual_backward"})
-# clipping and unscaling matter to the order rules: a helper that only clips is followed too
-_TRAINING_WORDS = frozenset({"clip_grad_norm_", "clip_grad_value_", "unscale_"})
+# clipping, unscaling and mode switches matter to the order rules: a helper that only clips
+# or only switches a model to evaluation is followed too
+_TRAINING_WORDS = frozenset({"clip_grad_norm_", "clip_grad_value_", "unscale_", "eval", "train"})
 _EVENT_WORDS = _BACKWARD_WORDS | _TRAINING_WORDS | {"step", "zero_grad", "grad"}
 
 

@@ -68,13 +68,25 @@ class SchedulerStep:
 
 
 @dataclass(frozen=True)
+class ModeSwitch:
+    """`model.train()` (training True), `model.eval()` or `model.train(False)` (False), or
+    `model.train(flag)` with a flag not known here (None)."""
+
+    site: Site
+    model: str
+    training: bool | None
+
+
+@dataclass(frozen=True)
 class Opaque:
     """A call gradlint cannot see into, with the objects it receives (resolved names)."""
 
     received: frozenset[str]
 
 
-PathEvent = Union[Backward, Update, Reset, Clip, Unscale, ScaledBackward, SchedulerStep, Opaque]
+PathEvent = Union[
+    Backward, Update, Reset, Clip, Unscale, ScaledBackward, SchedulerStep, ModeSwitch, Opaque
+]
 
 
 @dataclass(frozen=True)

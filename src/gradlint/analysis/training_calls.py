@@ -16,7 +16,14 @@ from gradlint.analysis.events import Names, Recognizer
 from gradlint.analysis.knowledge import Knowledge, strip_wrapper
 from gradlint.analysis.syntax import Listing, argument, code_of, dotted, last_name
 from gradlint.analysis.torch_api import Imports
-from gradlint.analysis.tracking import Clip, PathEvent, ScaledBackward, SchedulerStep, Unscale
+from gradlint.analysis.tracking import (
+    Clip,
+    ModeSwitch,
+    PathEvent,
+    ScaledBackward,
+    SchedulerStep,
+    Unscale,
+)
 
 # torch.nn.utils.clip_grad_norm_, nn.utils..., utils.clip_grad.clip_grad_value_, ...
 _CLIP_PATH = re.compile(
@@ -174,7 +181,24 @@ class TrainingCalls:
             )
         if method == "step" and not call.args:
             return self._scheduler_step(call, receiver, names)
+        if method in ("train", "eval"):
+            return self._mode_switch(call, method, receiver, names)
         return None
+
+    def _mode_switch(
+        self, call: cst.Call, method: str, receiver: str, names: Names
+    ) -> PathEvent | None:
+        """`model.eval()`, `model.train()`, `model.train(False)` of a model of the module."""
+        model = self.knowledge.model(strip_wrapper(receiver))
+        if model not in self.knowledge.models or len(call.args) > 1:
+            return None
+        training: bool | None = method == "train"
+        if method == "eval" and call.args:
+            return None
+        if method == "train" and call.args:
+            flag = code_of(call.args[0].value)
+            training = {"True": True, "False": False}.get(flag)
+        return ModeSwitch(self.recognizer.site(names, call), model, training)
 
     def _is_scaler(self, name: str) -> bool:
         return name in self.scalers or "scaler" in name.rsplit(".", 1)[-1].lower()

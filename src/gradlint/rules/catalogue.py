@@ -41,6 +41,7 @@ CATALOGUE: dict[str, Entry] = {
         Entry('GL110', 'moved-leaf', 'A tensor made with `requires_grad=True` is moved or cast in the same expression', True, (('requires_grad', '.to('), ('requires_grad', '.cuda('), ('requires_grad', '.cpu('), ('requires_grad', '.type('), ('requires_grad', '.double('), ('requires_grad', '.float('), ('requires_grad', '.half('), ('requires_grad', '.bfloat16('))),
         Entry('GL111', 'zero-missing-grad', '`x.grad.zero_()` before any backward has populated `x.grad`: AttributeError on None', True, ('grad.zero_(', 'grad.data.zero_(')),
         Entry('GL112', 'step-before-backward', 'The optimizer steps before the backward() of the same iteration', True, (('backward(', 'step('),)),
+        Entry('GL113', 'training-in-eval-mode', '`model.eval()` reaches a training step with no `model.train()` between', True, (('eval(', 'backward('),)),
         Entry('GL800', 'unused-noqa', 'A `# noqa` comment lists a gradlint code that suppresses nothing on its line', False, (('noqa', 'GL'),)),
         Entry('GL900', 'syntax-error', 'The file is not valid Python; it was not analysed', False, ('backward(',)),
         Entry('GL901', 'unreadable-file', 'The file cannot be read or decoded; it was not analysed', False, ('backward(',)),

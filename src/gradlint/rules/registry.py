@@ -18,6 +18,7 @@ from gradlint.rules.gl109_leaf_updated_in_place import RULE as GL109
 from gradlint.rules.gl110_moved_leaf import RULE as GL110
 from gradlint.rules.gl111_zero_missing_grad import RULE as GL111
 from gradlint.rules.gl112_step_before_backward import RULE as GL112
+from gradlint.rules.gl113_training_in_eval_mode import RULE as GL113
 from gradlint.rules.gl800_unused_noqa import RULE as GL800
 
 RULES: dict[str, Rule] = {
@@ -37,6 +38,7 @@ RULES: dict[str, Rule] = {
         GL110,
         GL111,
         GL112,
+        GL113,
         GL800,
         GL900,
         GL901,
