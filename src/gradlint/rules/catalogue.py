@@ -42,6 +42,8 @@ CATALOGUE: dict[str, Entry] = {
         Entry('GL111', 'zero-missing-grad', '`x.grad.zero_()` before any backward has populated `x.grad`: AttributeError on None', True, ('grad.zero_(', 'grad.data.zero_(')),
         Entry('GL112', 'step-before-backward', 'The optimizer steps before the backward() of the same iteration', True, (('backward(', 'step('),)),
         Entry('GL113', 'training-in-eval-mode', '`model.eval()` reaches a training step with no `model.train()` between', True, (('eval(', 'backward('),)),
+        Entry('GL114', 'evaluation-with-autograd', 'An evaluation loop over a trained model runs with autograd on: graphs for nothing', True, ('backward(',)),
+        Entry('GL115', 'unscaled-accumulation', 'Gradient accumulated over k micro-batches with the loss not divided by k', True, (('backward(', 'zero_grad('),)),
         Entry('GL800', 'unused-noqa', 'A `# noqa` comment lists a gradlint code that suppresses nothing on its line', False, (('noqa', 'GL'),)),
         Entry('GL900', 'syntax-error', 'The file is not valid Python; it was not analysed', False, ('backward(',)),
         Entry('GL901', 'unreadable-file', 'The file cannot be read or decoded; it was not analysed', False, ('backward(',)),

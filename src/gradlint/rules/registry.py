@@ -19,6 +19,8 @@ from gradlint.rules.gl110_moved_leaf import RULE as GL110
 from gradlint.rules.gl111_zero_missing_grad import RULE as GL111
 from gradlint.rules.gl112_step_before_backward import RULE as GL112
 from gradlint.rules.gl113_training_in_eval_mode import RULE as GL113
+from gradlint.rules.gl114_evaluation_with_autograd import RULE as GL114
+from gradlint.rules.gl115_unscaled_accumulation import RULE as GL115
 from gradlint.rules.gl800_unused_noqa import RULE as GL800
 
 RULES: dict[str, Rule] = {
@@ -39,6 +41,8 @@ RULES: dict[str, Rule] = {
         GL111,
         GL112,
         GL113,
+        GL114,
+        GL115,
         GL800,
         GL900,
         GL901,
