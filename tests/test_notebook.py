@@ -288,3 +288,32 @@ def test_full_format_frames_the_cell_not_the_json():
     result = CliRunner().invoke(main, ["check", "--no-cache", "--format", "full", str(TRAINING)])
     frame = [line for line in result.output.splitlines() if line.startswith("  > ")]
     assert frame == ["  > 5 |     %time loss.backward()"]
+
+
+def test_training_loop_rules_read_notebook_cells(runner, here):
+    setup = [
+        "import torch\n",
+        "model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.2), "
+        "torch.nn.Linear(8, 1))\n",
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
+        "model.train()",
+    ]
+    train = [
+        "for epoch in range(3):\n",
+        "    for x, y in batches:\n",
+        "        opt.zero_grad()\n",
+        "        ((model(x) - y) ** 2).mean().backward()\n",
+        "        opt.step()\n",
+        "    model.eval()\n",
+    ]
+    evaluate = [
+        "predictions = []\n",
+        "for x, y in batches:\n",
+        "    predictions.append(model(x))\n",
+    ]
+    write_notebook(here / "nb.ipynb", [code(setup), code(train), code(evaluate)])
+    result = runner.invoke(main, ["check", "--select", "GL113,GL114", "nb.ipynb"])
+    lines = result.stdout.splitlines()
+    assert [line.split()[2] for line in lines] == ["GL113", "GL114"]
+    assert lines[0].startswith("nb.ipynb:cell 2:6:5: ")  # `model.eval()` in the training cell
+    assert lines[1].startswith("nb.ipynb:cell 3:2:1: ")  # the evaluation loop
