@@ -125,6 +125,7 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
                 context.listed,
                 trackers,
                 context.training_calls.event if trackers else None,
+                context.callers,
             )
             found = flow_analysis.run()
             if gradients:

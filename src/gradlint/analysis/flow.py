@@ -11,7 +11,7 @@ model make that owner unknown on the path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
@@ -159,6 +159,7 @@ class Flow:
         listed: Listing | None = None,
         trackers: tuple[Tracker, ...] = (),
         path_events: Callable[[cst.Call, Names], PathEvent | None] | None = None,
+        callers: Mapping[str, Sequence[cst.Call]] | None = None,
     ):
         self.module = module
         # the rules that follow paths on this exploration, and what recognises their events
@@ -170,7 +171,10 @@ class Flow:
         self.recognizer = recognizer
         self.listed = listed if listed is not None else listing(module)
         self.index = index_module(module, knowledge, recognizer, self.listed)
-        self._callers = callers_by_name(self.listed.of_type(cst.Call))
+        # the calls of each function (the rule context's, when it has them already)
+        if callers is None:
+            callers = callers_by_name(self.listed.of_type(cst.Call))
+        self._callers = callers
         self.findings: dict[tuple[object, ...], gs.Finding | Report] = {}
         self.scopes_analysed = 0
         # syntax facts asked again on every pass over a loop, kept per node

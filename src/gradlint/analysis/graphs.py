@@ -305,10 +305,7 @@ class GraphTracker(Tracker):
     joins_where_paths_meet = True
 
     def __init__(self, context: Context, is_forward: Callable[[str], str | None]):
-        functions = {
-            node.name.value  # type: ignore[attr-defined]
-            for node in context.listed.of_type(cst.FunctionDef)
-        }
+        functions = context.function_names
 
         def unreadable(callee: str) -> bool:  # a helper of this module: its result is not read
             return callee.rsplit(".", 1)[-1] in functions

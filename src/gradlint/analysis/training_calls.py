@@ -55,6 +55,7 @@ _SCHEDULER_NAME = re.compile(
 )  # `schedulers[*]`: each of a list
 # schedulers that step on a metric (usually once per epoch) or are not learning-rate ones
 _NOT_LR = frozenset({"ReduceLROnPlateau"})
+_SCALER_CLASSES = frozenset({"GradScaler", "ShardedGradScaler"})  # torch.amp, torch.cuda.amp
 
 
 def is_clip(call: cst.Call, imports: Imports) -> bool:
@@ -105,30 +106,13 @@ def schedulers(listed: Listing, knowledge: Knowledge) -> dict[str, str]:
     return found
 
 
-def not_lr_schedulers(listed: Listing) -> set[str]:
-    """Names assigned from something that is not a learning-rate scheduler stepped per batch
-    (`ReduceLROnPlateau`), or from a scheduler class of another kind (diffusers' noise
-    schedulers are stepped with arguments and never match)."""
+def made_by(listed: Listing, callees: frozenset[str]) -> set[str]:
+    """Names assigned from a call of one of `callees` (by the last name called):
+    `scaler = torch.amp.GradScaler("cuda")` for {"GradScaler"}."""
     found: set[str] = set()
     for node in listed.of_type(cst.Assign):
         assert isinstance(node, cst.Assign)
-        if isinstance(node.value, cst.Call) and last_name(node.value.func) in _NOT_LR:
-            for target in node.targets:
-                name = dotted(target.target)
-                if name is not None:
-                    found.add(name)
-    return found
-
-
-def scalers(listed: Listing) -> set[str]:
-    """Names assigned from `GradScaler(...)` (torch.amp, torch.cuda.amp, torch.GradScaler)."""
-    found: set[str] = set()
-    for node in listed.of_type(cst.Assign):
-        assert isinstance(node, cst.Assign)
-        if isinstance(node.value, cst.Call) and last_name(node.value.func) in (
-            "GradScaler",
-            "ShardedGradScaler",
-        ):
+        if isinstance(node.value, cst.Call) and last_name(node.value.func) in callees:
             for target in node.targets:
                 name = dotted(target.target)
                 if name is not None:
@@ -145,9 +129,10 @@ class TrainingCalls:
         self.knowledge = knowledge
         self.recognizer = recognizer
         self.imports = imports
-        self.scalers = scalers(listed)
+        self.scalers = made_by(listed, _SCALER_CLASSES)
         self.schedulers = schedulers(listed, knowledge)
-        self.not_lr = not_lr_schedulers(listed)
+        # schedulers stepped on a metric (usually once per epoch), not once per update
+        self.not_lr = made_by(listed, _NOT_LR)
 
     def event(self, call: cst.Call, names: Names) -> PathEvent | None:
         func = call.func

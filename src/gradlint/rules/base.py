@@ -60,6 +60,14 @@ class Context:
         return Recognizer(self.knowledge, self.positions)
 
     @cached_property
+    def function_names(self) -> frozenset[str]:
+        """The names of the module's functions and methods."""
+        return frozenset(
+            node.name.value  # type: ignore[attr-defined]
+            for node in self.listed.of_type(cst.FunctionDef)
+        )
+
+    @cached_property
     def callers(self) -> dict[str, list[cst.Call]]:
         """The calls of each function name (see analysis.torch_api.callers_by_name)."""
         return callers_by_name(self.listed.of_type(cst.Call))

@@ -104,7 +104,7 @@ def check(context: Context) -> Iterator[Violation]:
     trained = {m for link in knowledge.links.values() if link for m in link.models}
     if not trained:
         return
-    functions = {n.name.value for n in context.listed.of_type(cst.FunctionDef)}  # type: ignore[attr-defined]
+    functions = context.function_names
     reported: list[cst.CSTNode] = []
     for loop in context.listed.of_type(cst.For, cst.While):
         assert isinstance(loop, (cst.For, cst.While))
@@ -118,7 +118,7 @@ def check(context: Context) -> Iterator[Violation]:
 
 
 def _evaluates(
-    context: Context, loop: cst.For | cst.While, trained: set[str], functions: set[str]
+    context: Context, loop: cst.For | cst.While, trained: set[str], functions: frozenset[str]
 ) -> str | None:
     """The trained model whose forward the loop runs, if the loop is an evaluation loop."""
     knowledge = context.knowledge
@@ -190,7 +190,7 @@ def _feeds_a_later_backward(context: Context, loop: cst.For | cst.While) -> bool
     # returned: a caller may backpropagate through it (`loss = env.rollout(policy).mean()`)
     for call in context.callers.get(function.name.value, ()):
         statement = context.tree.statement(call)
-        if statement is not None and _bound_in(statement) & context.graph_names:
+        if statement is not None and assigned_targets(statement) & context.graph_names:
             return True
         if any(
             isinstance(a, cst.Call) and backward_loss(a) is not None
@@ -198,11 +198,6 @@ def _feeds_a_later_backward(context: Context, loop: cst.For | cst.While) -> bool
         ):
             return True
     return False
-
-
-def _bound_in(statement: cst.CSTNode) -> set[str]:
-    """The names a statement line binds."""
-    return {n for node in walk(statement) for n in bound_here(node)}
 
 
 def _inside(context: Context, node: cst.CSTNode, outer: cst.CSTNode) -> bool:

@@ -71,7 +71,7 @@ learning rate tuned with the bug must be tuned again.
 
 
 def check(context: Context) -> Iterator[Violation]:
-    functions = {n.name.value for n in context.listed.of_type(cst.FunctionDef)}  # type: ignore[attr-defined]
+    functions = context.function_names
     for loop in context.listed.of_type(cst.For, cst.While):
         assert isinstance(loop, (cst.For, cst.While))
         k = _window(loop, context.knowledge.models)
@@ -140,7 +140,7 @@ def _backwards(statement: cst.CSTNode) -> list[cst.Call]:
 
 
 def _scaled(
-    loop: cst.For | cst.While, loss: cst.BaseExpression, k: str, functions: set[str]
+    loop: cst.For | cst.While, loss: cst.BaseExpression, k: str, functions: frozenset[str]
 ) -> bool:
     """Whether the loss (or the gradient before the step) is divided by `k`, or may be."""
     if _divides(loss, k):
@@ -182,7 +182,7 @@ def _divides(value: cst.BaseExpression, k: str) -> bool:
     return False
 
 
-def _may_divide(value: cst.BaseExpression, k: str, functions: set[str]) -> bool:
+def _may_divide(value: cst.BaseExpression, k: str, functions: frozenset[str]) -> bool:
     """A call of a function of the module, or one given `k`: it may divide inside."""
     for node in walk(value):
         if isinstance(node, cst.Call):
