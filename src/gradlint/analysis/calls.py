@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.analysis.events import Names
+from gradlint.analysis.events import Names, ParamGroup, parameter_group
+from gradlint.analysis.knowledge import Knowledge
 from gradlint.analysis.syntax import children, dotted, last_name
 
 HARMLESS_ROOTS = frozenset(
@@ -168,20 +169,30 @@ def bind_arguments(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dic
     return aliases
 
 
-def bind_lists(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dict[str, tuple[str, ...]]:
-    """The parameters given a list or tuple of names (`zero_grads([w, b])`), with the names."""
+_PARAMETERS = frozenset({"parameters", "named_parameters"})
+
+
+def bind_groups(
+    callee: cst.FunctionDef, call: cst.Call, names: Names, knowledge: Knowledge
+) -> dict[str, ParamGroup]:
+    """The parameters given a group of parameters, with what it holds: a list of names
+    (`zero_grads([w, b])`) or a model's parameters (`sgd_step(model.parameters(), lr)`)."""
     params = list(callee.params.posonly_params) + list(callee.params.params)
     if params and params[0].name.value in ("self", "cls") and isinstance(call.func, cst.Attribute):
         params = params[1:]
     positional = [a for a in call.args if a.keyword is None and not a.star]
     given = [(p.name.value, a.value) for p, a in zip(params, positional)]
     given += [(a.keyword.value, a.value) for a in call.args if a.keyword is not None]
-    bound: dict[str, tuple[str, ...]] = {}
+    bound: dict[str, ParamGroup] = {}
     for name, value in given:
-        if isinstance(value, (cst.List, cst.Tuple)) and value.elements:
+        if isinstance(value, (cst.List, cst.Tuple)):
             items = [dotted(e.value) for e in value.elements]
-            if all(items):
-                bound[name] = tuple(names.resolve(i) for i in items if i)
+            if items and all(items):
+                bound[name] = ParamGroup(tensors=tuple(names.resolve(i) for i in items if i))
+        elif isinstance(value, cst.Call) and last_name(value.func) in _PARAMETERS:
+            group = parameter_group(value, knowledge, names)
+            if group.models:
+                bound[name] = group
     return bound
 
 

@@ -16,11 +16,13 @@ import libcst as cst
 from gradlint.analysis.knowledge import Knowledge, strip_wrapper
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import body_of, code_of, dotted, last_name, names_in, walk, written
-from gradlint.analysis.torch_api import BACKWARD_FUNCTIONS, backward_loss_name, scaler_stepped
-
-_IN_PLACE_UPDATES = frozenset(
-    {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
+from gradlint.analysis.torch_api import (
+    BACKWARD_FUNCTIONS,
+    UPDATE_METHODS,
+    backward_loss_name,
+    scaler_stepped,
 )
+
 # torch.distributed.autograd (often imported as dist_autograd): backward(context_id, losses)
 _DISTRIBUTED_AUTOGRAD = re.compile(r"(?:^|\.)(?:dist_autograd|distributed\.autograd)$")
 
@@ -111,8 +113,9 @@ class Names:
     aliases: dict[str, str] = field(default_factory=dict)
     params: dict[str, ParamGroup] = field(default_factory=dict)
     via: tuple[int, ...] = ()  # the calls that led into this body
-    # a callee's parameter given a list of names (`zero_grads([w, b])`): the names
-    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # a callee's parameter given a group of parameters (`zero_grads([w, b])`,
+    # `sgd_step(model.parameters(), lr)`): what it holds
+    groups: dict[str, ParamGroup] = field(default_factory=dict)
 
     def resolve(self, text: str) -> str:
         head, dot, rest = text.partition(".")
@@ -212,7 +215,7 @@ class Recognizer:
             ):
                 return None  # scaling keeps the gradient (clipping, unscaling by hand)
             return self._reset_tensor(call, tensor, names, writes=True)
-        if method in _IN_PLACE_UPDATES:
+        if method in UPDATE_METHODS:
             tensor = chain[: -len(".data")] if chain.endswith(".data") else chain
             if f"{tensor}.grad" in names_in(call):
                 return self._update_tensor(call, tensor, names)
@@ -295,8 +298,8 @@ def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: N
         if all(items):
             return ParamGroup(tensors=tuple(names.resolve(i) for i in items if i))
     text = dotted(iterable)
-    if text is not None and text in names.lists:
-        return ParamGroup(tensors=names.lists[text])
+    if text is not None and text in names.groups:
+        return names.groups[text]
     if text is not None and text in knowledge.list_literals:
         return ParamGroup(tensors=knowledge.list_literals[text])
     if text is not None and text in knowledge.parameter_lists:

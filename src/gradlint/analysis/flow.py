@@ -23,7 +23,7 @@ from gradlint.analysis.calls import (
     HARMLESS_METHODS,
     HARMLESS_ROOTS,
     bind_arguments,
-    bind_lists,
+    bind_groups,
     calls_in,
     constructs,
     handed_over,
@@ -79,7 +79,7 @@ from gradlint.analysis.syntax import (
     listing,
     walk,
 )
-from gradlint.analysis.torch_api import callers_by_name, disables_grad
+from gradlint.analysis.torch_api import callers_by_name, decorated_no_grad, disables_grad
 from gradlint.analysis.tracking import At, Guard, Opaque, PathEvent, Report, Tracker
 
 MAX_STATES = 4096
@@ -158,7 +158,7 @@ class Flow:
         recognizer: Recognizer,
         listed: Listing | None = None,
         trackers: tuple[Tracker, ...] = (),
-        path_events: Callable[[cst.Call, Names], PathEvent | None] | None = None,
+        path_events: Callable[[cst.CSTNode, Names], PathEvent | None] | None = None,
         callers: Mapping[str, Sequence[cst.Call]] | None = None,
     ):
         self.module = module
@@ -202,6 +202,9 @@ class Flow:
                     cls=self.index.enclosing_class.get(id(node)),
                     inlining=(id(node),),
                     scope=id(node),
+                    # a function that calls backward runs with gradient recording on (the
+                    # backward of a loss it computes raises otherwise), unless decorated
+                    grad_off=bool(self.trackers) and decorated_no_grad(node),
                 )
                 # a function called once per batch runs again after it returns
                 again = id(node) in self.index.repeated
@@ -316,6 +319,9 @@ class Flow:
             states = self._calls(value, states, ctx)
         if isinstance(stmt, (cst.Assign, cst.AugAssign)):
             states = self._events(self.recognizer.assignment(stmt, ctx.names), states, ctx)
+            written = self.path_events(stmt, ctx.names) if self.path_events is not None else None
+            if written is not None:
+                states = self._tell(states, ctx, written)
         targets = {ctx.names.resolve(t) for t in self._assigned(stmt)}
         states = {_forget(s, targets) for s in states}
         if isinstance(stmt, cst.Assign):
@@ -929,14 +935,18 @@ class Flow:
         parameters = set(parameter_names(callee))
         flags = literal_arguments(callee, call)
         inner = Frame(
-            names=Names(aliases=aliases, via=path, lists=bind_lists(callee, call, ctx.names)),
+            names=Names(
+                aliases=aliases,
+                via=path,
+                groups=bind_groups(callee, call, ctx.names, self.knowledge),
+            ),
             cls=self.index.enclosing_class.get(id(callee)) if is_method else None,
             local_defs=(*ctx.local_defs, {}),
             leaving=ctx.leaving,
             inlining=(*ctx.inlining, id(callee)),
             scope=id(callee),
             guards=ctx.guards,
-            grad_off=ctx.grad_off,
+            grad_off=ctx.grad_off or (bool(self.trackers) and decorated_no_grad(callee)),
             outer_loops=(*ctx.outer_loops, *(loop.node_id for loop in ctx.loops)),
         )
         # what following the body depends on besides the states (see `_remembered`)
@@ -1123,7 +1133,7 @@ def _context_key(ctx: Frame) -> tuple[object, ...]:
     return (
         tuple(sorted(names.aliases.items())),
         tuple(sorted(names.params.items())),
-        tuple(sorted(names.lists.items())),
+        tuple(sorted(names.groups.items(), key=lambda item: item[0])),
         names.via,
         ctx.cls,
         tuple(id(defs) for defs in ctx.local_defs),  # filled as the body runs: by identity

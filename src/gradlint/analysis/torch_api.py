@@ -156,6 +156,45 @@ def scaler_stepped(call: cst.Call) -> cst.BaseExpression | None:
     return argument(call, 0, "optimizer")
 
 
+# --- in-place writes -------------------------------------------------------------------------
+
+# tensor methods that write into their receiver
+IN_PLACE_METHODS = frozenset(
+    {
+        "sub_",
+        "add_",
+        "mul_",
+        "div_",
+        "addcmul_",
+        "addcdiv_",
+        "copy_",
+        "set_",
+        "zero_",
+        "fill_",
+        "clamp_",
+        "clamp_min_",
+        "clamp_max_",
+        "clip_",
+        "normal_",
+        "uniform_",
+        "lerp_",
+        "neg_",
+        "pow_",
+        "sqrt_",
+        "exp_",
+        "masked_fill_",
+        "index_add_",
+        "scatter_",
+        "scatter_add_",
+        "fill_diagonal_",
+    }
+)
+# of those, the ones a hand-written optimizer step uses (`p.sub_(lr * p.grad)`)
+UPDATE_METHODS = frozenset(
+    {"sub_", "add_", "addcdiv_", "addcmul_", "copy_", "mul_", "div_", "lerp_", "set_"}
+)
+
+
 # --- grad mode -------------------------------------------------------------------------------
 
 NO_GRAD_CALLS = frozenset({"no_grad", "inference_mode"})

@@ -78,6 +78,16 @@ class ModeSwitch:
 
 
 @dataclass(frozen=True)
+class InPlace:
+    """A write into a tensor in place: `w -= lr * w.grad`, `w.sub_(...)`, `w[0] = 1.0`."""
+
+    site: Site
+    tensor: str  # as written (a loop variable stays itself), without a trailing `.data`
+    through_data: bool  # `w.data.sub_(...)`: a write autograd does not see
+    reads_grad: bool  # the statement reads `w.grad`: a hand-written optimizer step
+
+
+@dataclass(frozen=True)
 class Opaque:
     """A call gradlint cannot see into, with the objects it receives (resolved names)."""
 
@@ -85,7 +95,16 @@ class Opaque:
 
 
 PathEvent = Union[
-    Backward, Update, Reset, Clip, Unscale, ScaledBackward, SchedulerStep, ModeSwitch, Opaque
+    Backward,
+    Update,
+    Reset,
+    Clip,
+    Unscale,
+    ScaledBackward,
+    SchedulerStep,
+    ModeSwitch,
+    InPlace,
+    Opaque,
 ]
 
 

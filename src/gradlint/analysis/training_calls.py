@@ -14,10 +14,11 @@ import libcst as cst
 
 from gradlint.analysis.events import Names, Recognizer
 from gradlint.analysis.knowledge import Knowledge, strip_wrapper
-from gradlint.analysis.syntax import Listing, argument, code_of, dotted, last_name
-from gradlint.analysis.torch_api import Imports
+from gradlint.analysis.syntax import Listing, argument, code_of, dotted, last_name, names_in
+from gradlint.analysis.torch_api import IN_PLACE_METHODS, Imports
 from gradlint.analysis.tracking import (
     Clip,
+    InPlace,
     ModeSwitch,
     PathEvent,
     ScaledBackward,
@@ -134,11 +135,17 @@ class TrainingCalls:
         # schedulers stepped on a metric (usually once per epoch), not once per update
         self.not_lr = made_by(listed, _NOT_LR)
 
-    def event(self, call: cst.Call, names: Names) -> PathEvent | None:
+    def event(self, node: cst.CSTNode, names: Names) -> PathEvent | None:
+        """The event of a call, or of an assignment that writes into a tensor in place."""
+        if not isinstance(node, cst.Call):
+            return self._written(node, names)
+        call = node
         func = call.func
         method = last_name(func)
         if method is None:
             return None
+        if method in IN_PLACE_METHODS and isinstance(func, cst.Attribute):
+            return self._in_place(call, func.value, names)
         if method.startswith("clip_grad_"):
             if not is_clip(call, self.imports) or measures_only(call):
                 return None
@@ -169,6 +176,35 @@ class TrainingCalls:
         if method in ("train", "eval"):
             return self._mode_switch(call, method, receiver, names)
         return None
+
+    def _written(self, statement: cst.CSTNode, names: Names) -> PathEvent | None:
+        """`w -= lr * w.grad`, `w[0] = 1.0`, `w[mask] *= 0`."""
+        target: cst.BaseExpression | None = None
+        if isinstance(statement, cst.AugAssign):
+            target = statement.target
+        elif isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0].target
+            if not isinstance(target, cst.Subscript):
+                return None  # `w = ...` binds a name, it writes into no tensor
+        if target is None:
+            return None
+        if isinstance(target, cst.Subscript):
+            target = target.value
+        return self._in_place(statement, target, names)
+
+    def _in_place(
+        self, node: cst.CSTNode, target: cst.BaseExpression, names: Names
+    ) -> PathEvent | None:
+        chain = dotted(target)
+        if chain is None:
+            return None
+        tensor = chain[: -len(".data")] if chain.endswith(".data") else chain
+        return InPlace(
+            self.recognizer.site(names, node),
+            tensor,
+            through_data=tensor != chain,
+            reads_grad=f"{tensor}.grad" in names_in(node),
+        )
 
     def _mode_switch(
         self, call: cst.Call, method: str, receiver: str, names: Names

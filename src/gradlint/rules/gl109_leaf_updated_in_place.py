@@ -6,12 +6,9 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
-from gradlint.analysis.syntax import Listing, dotted, names_in, walk
-from gradlint.analysis.torch_api import (
-    grad_enabled,
-    makes_leaf,
-    torch_no_grad_spelling,
-)
+from gradlint.analysis.syntax import Listing, dotted, names_in
+from gradlint.analysis.torch_api import makes_leaf, torch_no_grad_spelling
+from gradlint.analysis.tracking import At, InPlace, PathEvent, Report, Tracker
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
@@ -20,12 +17,19 @@ DOCS = """## What it does
 Finds in-place updates of a leaf tensor that requires grad while gradient recording is on:
 `w -= lr * w.grad`, `w.sub_(...)`, `w.add_(...)`, `w.zero_()`, `w[0] = 1.0`, where `w` is
 created in the module with `requires_grad=True` (or `.requires_grad_()`, or as an
-`nn.Parameter`), or is the variable of a loop over `model.parameters()` (or a list of such
-leaves) whose update reads its `.grad`. Updates inside `with torch.no_grad():`,
-`torch.inference_mode()`, `torch.set_grad_enabled(False)` or a function decorated with
-`@torch.no_grad()` are fine, and so are updates in a function gradlint cannot see called, or
-called under `no_grad`. A name that is also assigned something else (`w = w - lr * w.grad`
-makes `w` a non-leaf) is not reported.
+`nn.Parameter`), or is the variable of a loop over `model.parameters()`, over an
+optimizer's `param_groups`, or over a list of such leaves, whose update reads its `.grad`.
+The rule follows the paths of the training code: an update in a helper is reported where the
+helper's loop runs over what its caller gave it (`sgd_step([w, b], lr)`,
+`apply_gradients(model.parameters())`) and recording is on at that call.
+
+Updates inside `with torch.no_grad():`, `torch.inference_mode()`,
+`torch.set_grad_enabled(False)` or a function decorated with `@torch.no_grad()` are fine, and
+so are updates in a helper every call of which runs under one of those. Recording is taken to
+be on in module code and in a function that calls `backward()` (the backward of a loss it
+computes would raise otherwise); an update in a function that neither calls backward nor is
+called on a training path is not judged. A name that is also assigned something else
+(`w = w - lr * w.grad` makes `w` a non-leaf) is not reported.
 
 `w.data -= ...` is not this rule's (see GL108), nor is `w = w - lr * w.grad`, which raises
 nothing but replaces the leaf by a non-leaf whose `.grad` stays None.
@@ -62,67 +66,70 @@ leaves together). It is safe: the statement raises without it, and under `no_gra
 exactly the update it spells.
 """
 
-_IN_PLACE = frozenset(
-    {
-        "sub_",
-        "add_",
-        "mul_",
-        "div_",
-        "addcmul_",
-        "addcdiv_",
-        "copy_",
-        "zero_",
-        "fill_",
-        "clamp_",
-        "clamp_min_",
-        "clamp_max_",
-        "clip_",
-        "normal_",
-        "uniform_",
-        "lerp_",
-        "neg_",
-        "pow_",
-        "sqrt_",
-        "exp_",
-        "masked_fill_",
-        "index_add_",
-        "scatter_",
-        "scatter_add_",
-        "fill_diagonal_",
-    }
-)
 
+class _InPlaceLeafUpdate(Tracker):
+    """Reports an in-place write into a leaf that requires grad met with recording on; the
+    value is unused: the path analysis knows the grad mode and what a loop variable or a
+    helper's parameter stands for."""
 
-def check(context: Context) -> Iterator[Violation]:
-    if "set_grad_enabled(False)" in context.text.replace(" ", ""):
-        return  # gradient recording may be off for the whole script
-    leaves = _leaves(context.listed)
-    tree = context.tree
-    callers = context.callers
-    found: list[tuple[cst.BaseSmallStatement, str, cst.SimpleStatementLine]] = []
-    for node in walk(context.module):
-        if not isinstance(node, cst.SimpleStatementLine):
-            continue
-        for small in node.body:
-            tensor = _updated_leaf(small, leaves, tree)
-            if tensor is not None and grad_enabled(small, tree, callers, certainly=True):
-                found.append((small, tensor, node))
-    flagged = {id(line) for _, _, line in found}
-    spelling = torch_no_grad_spelling(context.module)
-    for small, tensor, line in found:
-        run = _run(tree, line, flagged)
-        fix = None
-        if run and spelling is not None:
-            fix = Rewrite(f"Wrap the update in `with {spelling}:`", _wrapper(run, spelling))
-        yield Violation(
-            RULE.code,
-            small,
-            f"`{_source(small)}` updates `{tensor}`, a leaf tensor that requires grad, in place "
-            'while gradient recording is on: autograd raises "a leaf Variable that requires '
-            'grad is being used in an in-place operation"; wrap it in `with torch.no_grad():`',
-            trail=(f"in-place update of `{tensor}`",),
-            fix=fix,
-        )
+    code = "GL109"
+
+    def __init__(self, context: Context):
+        self.context = context
+        self.leaves = _leaves(context.listed)
+
+    def event(self, value: None, event: PathEvent, at: At) -> None:
+        if isinstance(event, InPlace) and not at.grad_off and not event.through_data:
+            leaf = self._leaf(event, at)
+            if leaf is not None and event.site.node is not None:
+                at.report(Report(self.code, (id(event.site.node),), (event.site.node, leaf)))
+        return value
+
+    def _leaf(self, event: InPlace, at: At) -> str | None:
+        """The leaf that requires grad the write goes into, as the user wrote it."""
+        group = at.names.params.get(event.tensor)
+        if group is not None:  # a loop variable, read as a hand-written optimizer step
+            if not event.reads_grad:
+                return None
+            if group.models or group.optimizer or all(t in self.leaves for t in group.tensors):
+                return event.tensor
+            return None
+        resolved = at.names.resolve(event.tensor)
+        if resolved not in self.leaves:
+            return None
+        node = event.site.node
+        if resolved == event.tensor and node is not None:
+            if self.context.tree.shadowed(node, event.tensor):
+                return None
+        return event.tensor
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        if "set_grad_enabled(False)" in self.context.text.replace(" ", ""):
+            return  # gradient recording may be off for the whole script
+        tree = self.context.tree
+        found = []
+        for report in reports:
+            node, tensor = report.data
+            line = tree.statement(node)
+            if isinstance(line, cst.SimpleStatementLine):
+                found.append((node, tensor, line))
+        flagged = {id(line) for _, _, line in found}
+        spelling = torch_no_grad_spelling(self.context.module)
+        for node, tensor, line in sorted(found, key=lambda f: self.context.positions.of(f[0])):
+            run = _run(tree, line, flagged)
+            fix = None
+            if run and spelling is not None:
+                fix = Rewrite(f"Wrap the update in `with {spelling}:`", _wrapper(run, spelling))
+            yield Violation(
+                RULE.code,
+                node,
+                f"`{_source(node)}` updates `{tensor}`, a leaf tensor that requires grad, in "
+                'place while gradient recording is on: autograd raises "a leaf Variable that '
+                'requires grad is being used in an in-place operation"; wrap it in `with '
+                "torch.no_grad():`",
+                trail=(f"in-place update of `{tensor}`",),
+                fix=fix,
+            )
 
 
 def _wrapper(
@@ -164,55 +171,6 @@ def _leaves(listed: Listing) -> set[str]:
     return made - other
 
 
-def _updated_leaf(small: cst.BaseSmallStatement, leaves: set[str], tree: Tree) -> str | None:
-    """The leaf that the statement updates in place, if it updates one."""
-    target: cst.BaseExpression | None = None
-    reads: cst.CSTNode = small
-    if isinstance(small, cst.AugAssign):
-        target = small.target
-    elif isinstance(small, cst.Assign) and len(small.targets) == 1:
-        target = small.targets[0].target
-        if not isinstance(target, cst.Subscript):
-            return None
-    elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
-        func = small.value.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _IN_PLACE:
-            target = func.value
-    if target is None:
-        return None
-    if isinstance(target, cst.Subscript):
-        target = target.value
-    name = dotted(target)
-    if name is None:
-        return None
-    if name in leaves and not tree.shadowed(small, name):
-        return name
-    if f"{name}.grad" in names_in(reads) and _loops_over_leaves(small, name, leaves, tree):
-        return name
-    return None
-
-
-def _loops_over_leaves(node: cst.CSTNode, name: str, leaves: set[str], tree: Tree) -> bool:
-    """`for p in model.parameters():` / `for name, p in m.named_parameters():` / `for p in [w, b]`."""
-    for ancestor in tree.ancestors(node):
-        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
-            return False
-        if not isinstance(ancestor, cst.For):
-            continue
-        target: cst.BaseExpression = ancestor.target
-        if isinstance(target, cst.Tuple) and target.elements:
-            target = target.elements[-1].value
-        if dotted(target) != name:
-            continue
-        source = ancestor.iter
-        if isinstance(source, cst.Call) and isinstance(source.func, cst.Attribute):
-            return source.func.attr.value in ("parameters", "named_parameters")
-        if isinstance(source, (cst.List, cst.Tuple)):
-            return all(dotted(e.value) in leaves for e in source.elements)
-        return False
-    return False
-
-
 def _run(tree: Tree, line: cst.SimpleStatementLine, flagged: set[int]) -> list[cst.BaseStatement]:
     """The flagged statement lines next to `line` in its block, in order."""
     parent = tree.parent.get(id(line))
@@ -235,6 +193,6 @@ RULE = Rule(
     summary="An in-place update of a leaf tensor that requires grad, outside `torch.no_grad()`",
     fixable=True,
     triggers=(("requires_grad", "backward("), ("Parameter", "backward("), ("parameters(", ".grad")),
-    check=check,
     docs=DOCS,
+    tracker=_InPlaceLeafUpdate,
 )
