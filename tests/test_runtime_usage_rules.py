@@ -93,6 +93,29 @@ def test_gl101_accumulator_attribute_or_entry_requires_grad(name, accumulator):
     assert not getattr(kept, "requires_grad", False)
 
 
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("backward_in_optimize_helper", lambda ns: [ns["epoch_loss"]]),
+        ("trainer_log_helper_keeps_loss", lambda ns: ns["trainer"].losses),
+        ("record_helper_appends_to_given_list", lambda ns: ns["train_curve"]),
+    ],
+)
+def test_gl101_loss_kept_through_a_helper_keeps_its_graph(name, kept):
+    """The helpers' findings: what the caller keeps holds graphs, and after the fix none."""
+    path = FIXTURES / "GL101" / f"{name}.py"
+    namespace = runpy.run_path(str(path), run_name="__main__")
+    fixed = runpy.run_path(str(path.with_name(path.stem + ".fixed.py")), run_name="__main__")
+    assert all(value.grad_fn is not None for value in kept(namespace))
+    assert not any(getattr(value, "requires_grad", False) for value in kept(fixed))
+
+
+def test_gl101_helpers_that_keep_numbers_keep_no_graph():
+    path = FIXTURES / "clean" / "gl101_helpers_keep_numbers.py"
+    namespace = runpy.run_path(str(path), run_name="__main__")
+    assert not any(getattr(value, "requires_grad", False) for value in namespace["curve"])
+
+
 def test_gl101_sum_with_grad_mode_off_keeps_no_graph():
     path = FIXTURES / "clean" / "running_loss_with_grad_mode_off.py"
     namespace = runpy.run_path(str(path), run_name="__main__")

@@ -124,7 +124,7 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
                 recognizer,
                 context.listed,
                 trackers,
-                context.training_calls.event if trackers else None,
+                context.training_calls.events if trackers else None,
                 context.callers,
             )
             found = flow_analysis.run()

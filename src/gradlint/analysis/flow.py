@@ -158,7 +158,7 @@ class Flow:
         recognizer: Recognizer,
         listed: Listing | None = None,
         trackers: tuple[Tracker, ...] = (),
-        path_events: Callable[[cst.CSTNode, Names], PathEvent | None] | None = None,
+        path_events: Callable[[cst.CSTNode, Names], tuple[PathEvent, ...]] | None = None,
         callers: Mapping[str, Sequence[cst.Call]] | None = None,
     ):
         self.module = module
@@ -319,9 +319,9 @@ class Flow:
             states = self._calls(value, states, ctx)
         if isinstance(stmt, (cst.Assign, cst.AugAssign)):
             states = self._events(self.recognizer.assignment(stmt, ctx.names), states, ctx)
-            written = self.path_events(stmt, ctx.names) if self.path_events is not None else None
-            if written is not None:
-                states = self._tell(states, ctx, written)
+            if self.path_events is not None:
+                for known in self.path_events(stmt, ctx.names):  # in place, a running sum
+                    states = self._tell(states, ctx, known)
         targets = {ctx.names.resolve(t) for t in self._assigned(stmt)}
         states = {_forget(s, targets) for s in states}
         if isinstance(stmt, cst.Assign):
@@ -753,13 +753,18 @@ class Flow:
                 if callee is not None and id(callee) in self.index.with_backward:
                     states = self._inline(callee, call, states, ctx)
                     continue
-            extra = self.path_events(call, ctx.names) if self.path_events is not None else None
-            if extra is not None:
+            extra = self.path_events(call, ctx.names) if self.path_events is not None else ()
+            if extra:
                 if event is not None:  # `scaler.scale(loss).backward()`: the backward first
                     states = self._events([event], states, ctx)
-                    states = self._tell(states, ctx, extra)
-                else:  # a clip, an unscale_, a scheduler step: known to the trackers
-                    states = self._opaque(call, self._tell(states, ctx, extra), ctx, tell=False)
+                for known in extra:  # a clip, an unscale_, a scheduler step, a kept value
+                    states = self._tell(states, ctx, known)
+                if event is None:
+                    callee = self._resolve(call, ctx)
+                    if callee is not None:
+                        states = self._inline(callee, call, states, ctx)
+                    else:
+                        states = self._opaque(call, states, ctx, tell=False)
                 continue
             if event is not None:
                 if isinstance(event, Update) and event.closure is not None:
@@ -979,6 +984,8 @@ class Flow:
             groups.setdefault(hidden, set()).add(seen)
         result: set[State] = set()
         local = parameters | self._locals(callee)
+        # a parameter bound to the caller's object names it: the trackers know it by that name
+        own = local - aliases.keys()
         for hidden, group in groups.items():
             out = self._remembered(
                 key,
@@ -987,7 +994,7 @@ class Flow:
             )
             # the callee's own names end with the call: what was known of them goes too
             ended = self._forget_locals(
-                {_drop_locals(o, local) for o in out.normal | out.returns}, local
+                {_drop_locals(o, local) for o in out.normal | out.returns}, own
             )
             result |= {_restored(o, hidden) for o in ended}
         return self._bounded(result)

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import libcst as cst
 
+from gradlint.analysis.calls import parameter_names
 from gradlint.analysis.conditions import condition_key
 from gradlint.analysis.events import (
     Event,
@@ -53,7 +54,7 @@ class ModuleIndex:
     # from which any gradient event is: the others are never analysed or followed into
     with_backward: set[int]
     with_events: set[int]
-    event_names: set[str]  # names of the functions and methods in with_events
+    event_names: set[str]  # names of the functions and methods whose calls steer branches
     repeated_conditions: set[str]  # `if` conditions (as compared) tested more than once
     scopes: dict[int, cst.CSTNode] = field(default_factory=dict)  # id -> function (or module)
     # receivers of `.zero_grad()` calls that are sub-modules (`model.fc`), and whether the module
@@ -104,6 +105,9 @@ _BACKWARD_WORDS = frozenset({"backward", "manual_backward"})
 # or only switches a model to evaluation is followed too
 _TRAINING_WORDS = frozenset({"clip_grad_norm_", "clip_grad_value_", "unscale_", "eval", "train"})
 _EVENT_WORDS = _BACKWARD_WORDS | _TRAINING_WORDS | {"step", "zero_grad", "grad"}
+# a helper that appends one of its parameters to a list (`self.losses.append(value)`) may keep
+# a loss in it (GL101): followed, though its calls do not steer the gradient analysis' branches
+_KEEPS = "append"
 
 
 def index_module(
@@ -137,8 +141,8 @@ def index_module(
     repeated |= _per_batch(functions, classes, listed)
     owners = _owners(knowledge, recognizer, listed)
     function_defs = [n for n in nodes if isinstance(n, cst.FunctionDef)]
-    with_backward, with_events = _reach(functions, classes, function_defs, listed)
-    event_names = {node.name.value for node in function_defs if id(node) in with_events}
+    with_backward, with_events, steering = _reach(functions, classes, function_defs, listed)
+    event_names = {node.name.value for node in function_defs if id(node) in steering}
     tests = Counter(
         condition_key(test)[0]
         for node in nodes
@@ -312,17 +316,28 @@ def _provenance(scope: cst.CSTNode | None) -> dict[str, frozenset[str]]:
     return closed
 
 
+def _keeps_a_parameter(call: cst.Call, function: cst.FunctionDef) -> bool:
+    """`xs.append(value)` in a function with a parameter `value`."""
+    func = call.func
+    if type(func) is not cst.Attribute or func.attr.value != _KEEPS or len(call.args) != 1:
+        return False
+    given = call.args[0].value
+    return type(given) is cst.Name and given.value in parameter_names(function)
+
+
 def _reach(
     functions: dict[str, cst.FunctionDef],
     classes: dict[str, dict[str, cst.FunctionDef]],
     function_defs: list[cst.FunctionDef],
     nodes: Listing,
-) -> tuple[set[int], set[int]]:
-    """Which scopes can reach a backward() / any gradient event, directly or through calls to
-    functions of this module (names resolved loosely: more reach only costs time)."""
+) -> tuple[set[int], set[int], set[int]]:
+    """Which scopes can reach a backward(), any gradient event or an append to a list, and any
+    gradient event, directly or through calls to functions of this module (names resolved
+    loosely: more reach only costs time)."""
     words: dict[int, set[str]] = {}
     calls: dict[int, set[int]] = {}
     nested: dict[str, list[int]] = {}
+    by_id = {id(node): node for node in function_defs}
     for node in function_defs:
         nested.setdefault(node.name.value, []).append(id(node))
 
@@ -344,6 +359,8 @@ def _reach(
         ):  # `from ... import clip_grad_norm_`
             words.setdefault(scope, set()).add(node.value)
         elif kind is cst.Call:
+            if scope != MODULE and _keeps_a_parameter(node, by_id[scope]):
+                words.setdefault(scope, set()).add(_KEEPS)
             name = dotted(node.func) or ""
             targets: list[int] = []
             if name.startswith("self.") and cls is not None:
@@ -375,7 +392,8 @@ def _reach(
 
     with_backward = closure({s for s, w in words.items() if w & _BACKWARD_WORDS})
     with_events = closure(set(words))
-    return with_backward, with_events
+    steering = closure({s for s, w in words.items() if w - {_KEEPS}})
+    return with_backward, with_events, steering
 
 
 def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dict[str, OwnerKind]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import libcst as cst
 
+from gradlint.analysis.accumulation import Kept
 from gradlint.analysis.events import Backward, Names, Reset, Site, Update
 
 if TYPE_CHECKING:
@@ -88,6 +89,16 @@ class InPlace:
 
 
 @dataclass(frozen=True)
+class Accumulate:
+    """A value kept beyond its statement: `total += loss`, `total = total + loss`,
+    `losses.append(loss)`, `meter.update(loss)` of a keeping method."""
+
+    site: Site
+    target: str  # resolved: what keeps the value
+    kept: Kept = field(compare=False, hash=False, repr=False)  # as written
+
+
+@dataclass(frozen=True)
 class Opaque:
     """A call gradlint cannot see into, with the objects it receives (resolved names)."""
 
@@ -104,6 +115,7 @@ PathEvent = Union[
     SchedulerStep,
     ModeSwitch,
     InPlace,
+    Accumulate,
     Opaque,
 ]
 

@@ -12,11 +12,13 @@ import re
 
 import libcst as cst
 
+from gradlint.analysis.accumulation import Keepers, kept_by
 from gradlint.analysis.events import Names, Recognizer
 from gradlint.analysis.knowledge import Knowledge, strip_wrapper
 from gradlint.analysis.syntax import Listing, argument, code_of, dotted, last_name, names_in
 from gradlint.analysis.torch_api import IN_PLACE_METHODS, Imports
 from gradlint.analysis.tracking import (
+    Accumulate,
     Clip,
     InPlace,
     ModeSwitch,
@@ -134,12 +136,29 @@ class TrainingCalls:
         self.schedulers = schedulers(listed, knowledge)
         # schedulers stepped on a metric (usually once per epoch), not once per update
         self.not_lr = made_by(listed, _NOT_LR)
+        self.keepers = Keepers(listed)
 
-    def event(self, node: cst.CSTNode, names: Names) -> PathEvent | None:
-        """The event of a call, or of an assignment that writes into a tensor in place."""
-        if not isinstance(node, cst.Call):
-            return self._written(node, names)
-        call = node
+    def events(self, node: cst.CSTNode, names: Names) -> tuple[PathEvent, ...]:
+        """The events of a call, or of an assignment: a write into a tensor in place, a value
+        kept in a running sum (`total += loss` is both)."""
+        found = [self._kept(node, names)]
+        if isinstance(node, cst.Call):
+            found.append(self._call(node, names))
+        else:
+            found.insert(0, self._written(node, names))
+        return tuple(e for e in found if e is not None)
+
+    def _kept(self, node: cst.CSTNode, names: Names) -> PathEvent | None:
+        kept = kept_by(node)
+        if kept is None and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            receiver = dotted(node.func.value)
+            if receiver is not None:
+                kept = self.keepers.kept(node, names.resolve(receiver))
+        if kept is None:
+            return None
+        return Accumulate(self.recognizer.site(names, node), names.resolve(kept.target), kept)
+
+    def _call(self, call: cst.Call, names: Names) -> PathEvent | None:
         func = call.func
         method = last_name(func)
         if method is None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Union
 
 import libcst as cst
 
+from gradlint.analysis.accumulation import Kept, base, detaches
 from gradlint.analysis.calls import parameter_names
-from gradlint.analysis.syntax import argument, code_of, dotted, last_name, names_in, walk, written
-from gradlint.analysis.torch_api import backward_loss, grad_enabled
+from gradlint.analysis.events import Backward, Site
+from gradlint.analysis.syntax import assigned_targets, dotted, last_name, names_in, walk, written
+from gradlint.analysis.torch_api import backward_loss
+from gradlint.analysis.tracking import Accumulate, At, PathEvent, Report, Tracker, common
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
-from gradlint.tree import Tree
 
 CODE = "GL101"
 DOCS = """## What it does
@@ -20,10 +23,16 @@ outlives the iteration: `total_loss += loss`, `running = running + loss`,
 `losses.append(loss)`, an attribute (`self.total += loss`), a dict entry (`stats["loss"] +=
 loss`), or a method of a class of the module that adds its argument into an attribute
 (`meter.update(loss, n)` of an `AverageMeter` whose `update` does `self.sum += val * n`,
-for `meter = AverageMeter()` in the module). A loss is the receiver of a `.backward()` in the
-same loop, or a name assigned from a criterion or `F.*_loss` call that the backward's loss is
-computed from. The accumulator must not be rebound inside the loop (a list or dict made fresh
-each iteration and summed for one backward is fine).
+for `meter = AverageMeter()` in the module). A loss is what a `.backward()` met in the same
+pass of the loop starts from, or a name assigned from a criterion or `F.*_loss` call that the
+backward's loss is computed from. The accumulator must not be rebound inside the loop (a list
+or dict made fresh each iteration and summed for one backward is fine).
+
+The rule follows the paths of the training loop into the module's helpers: a backward in an
+`optimize(loss)` helper makes the caller's `loss` a loss, and a helper that appends what it
+is given (`record(history, value)`, a trainer's `self._log(value)`) keeps the caller's loss.
+A helper's own locals are not the caller's names spelled alike: a helper that backpropagates
+its local `loss` and returns `loss.item()` leaves the caller's `loss` a number.
 
 Not reported: `loss.item()`, `float(loss)`, `loss.detach()`, `loss.cpu().item()`, `+=` under
 `torch.no_grad()` (the sum then records no graph), and evaluation loops without a backward.
@@ -72,176 +81,215 @@ holds a Python float instead of a tensor. It is safe when the accumulator starts
 literal and no method or attribute of it is used; it is unsafe when it starts as something
 else; there is no fix when the code uses it as a tensor (`total.item()`). For `append` the
 fix stores `loss.detach()`, the same values without the graph; it is offered only when no
-backward in the function reads the list. For a method that keeps its argument the fix passes
+backward in the function reads the list. Where the kept value is a helper's parameter
+(`history.append(value)` in `record(history, value)`), the fix is unsafe: other calls may give
+the helper values that are not tensors. For a method that keeps its argument the fix passes
 `loss.detach()`: the method still receives a tensor, without the graph (safe).
 """
 
-_DETACHING = frozenset({"item", "detach", "float", "int", "tolist", "numpy", "data"})
 
+class _AccumulatedLoss(Tracker):
+    """Per path, the losses backpropagated in the current pass of each loop and the values kept
+    in that pass before its backward; a kept value that reads such a loss is reported.
 
-def check(context: Context) -> Iterator[Violation]:
-    tree = context.tree
-    callers = context.callers
-    keepers = _keeping_methods(context)
-    for loop in context.listed.of_type(cst.For, cst.While):
-        assert isinstance(loop, (cst.For, cst.While))
-        yield from _check_loop(context, tree, loop, callers, keepers)
+    Names are the caller's where a helper's parameter stands for the caller's object; a
+    helper's own locals are told apart from the caller's names spelled alike (`loss@<id>`)."""
+
+    code = CODE
+
+    def __init__(self, context: Context):
+        self.context = context
+        self._losses: dict[tuple[int, str], frozenset[str]] = {}
+        self._loops = {id(n): n for n in context.listed.of_type(cst.For, cst.While)}
+        self._functions = {
+            id(n): n
+            for n in context.listed.of_type(cst.FunctionDef)
+            if isinstance(n, cst.FunctionDef)
+        }
+        self._locals: dict[int, frozenset[str]] = {}
+        self._candidates = _loss_names(context)
+
+    def start(self) -> frozenset[_Fact]:
+        return frozenset()
+
+    def _key(self, at: At, name: str) -> str:
+        """How the facts know `name` where `at` is."""
+        head = name.split(".", 1)[0].split("[", 1)[0]
+        if head in at.names.aliases or not at.names.via:
+            return at.names.resolve(name)  # the caller's object, or a name of the scope analysed
+        if head in ("self", "cls") or head not in self._locals_of(at.scope):
+            return name
+        return f"{name}@{at.scope}"
+
+    def _locals_of(self, scope: int) -> frozenset[str]:
+        known = self._locals.get(scope)
+        if known is None:
+            function = self._functions.get(scope)
+            known = frozenset()
+            if function is not None:
+                bound = {n for n in assigned_targets(function.body) if "." not in n}
+                known = frozenset(bound | set(parameter_names(function)))
+            self._locals[scope] = known
+        return known
+
+    def event(self, value: frozenset[_Fact], event: PathEvent, at: At) -> frozenset[_Fact]:
+        if isinstance(event, Backward):
+            return self._backward(value, event, at)
+        if not isinstance(event, Accumulate) or not at.loops or detaches(event.kept.value):
+            return value
+        if at.grad_off and event.kept.kind != "append":
+            return value  # the sum records no graph (a list still holds the tensor)
+        raw = names_in(event.kept.value)
+        if not raw & self._candidates and not {at.names.resolve(n) for n in raw} & self._candidates:
+            return value  # reads nothing that may be a loss
+        target = self._key(at, event.kept.target)
+        reads = frozenset((self._key(at, n), n) for n in raw if n != event.kept.target)
+        pending = _Pending(event, target, reads, at.loops[-1])
+        losses = {f.name: f for f in value if isinstance(f, _Loss) and f.loop == pending.loop}
+        if target in losses:
+            return value  # summed into the loss that is backpropagated
+        met = sorted((key, n) for key, n in reads if key in losses)
+        if met:
+            self._report(at, pending, losses[met[0][0]], met[0][1])
+            return value
+        return value | {pending}
+
+    def _backward(self, value: frozenset[_Fact], event: Backward, at: At) -> frozenset[_Fact]:
+        call = event.site.node
+        if not at.loops or not isinstance(call, cst.Call):
+            return value
+        start = backward_loss(call)
+        loss = dotted(start) if start is not None else None
+        if loss is None:
+            return value
+        loop = at.loops[-1]
+        names = {self._key(at, n) for n in self._sources(call, loss)}
+        kept = set()
+        for fact in value:
+            if isinstance(fact, _Pending) and fact.loop == loop:
+                if fact.target in names:
+                    continue  # summed into the loss that is backpropagated
+                met = sorted((key, n) for key, n in fact.reads if key in names)
+                if met:
+                    self._report(at, fact, _Loss(met[0][0], loop, event.site), met[0][1])
+                    continue
+            kept.add(fact)
+        return frozenset(kept) | {_Loss(n, loop, event.site) for n in names}
+
+    def _sources(self, call: cst.Call, loss: str) -> frozenset[str]:
+        """The loss and the criterion results it is computed from (`loss = ce + 0.1 * reg`
+        with `ce = criterion(out, y)`), by the assignments of the backward's function."""
+        scope = self.context.tree.function(call) or self.context.module
+        key = (id(scope), loss)
+        known = self._losses.get(key)
+        if known is None:
+            assigned = _assignments(scope)
+            found = {loss} | {
+                s
+                for s in _sources(loss, assigned)
+                if any(_is_criterion(v) for v in assigned.get(s, []))
+            }
+            known = frozenset(n for n in found if not any(detaches(v) for v in assigned.get(n, [])))
+            self._losses[key] = known
+        return known
+
+    def _report(self, at: At, pending: _Pending, loss: _Loss, spelled: str) -> None:
+        """`spelled`: the loss as the kept value spells it (a helper's parameter)."""
+        node = pending.kept.site.node
+        if node is not None:
+            data = (pending, loss.backward, spelled, self._loops.get(pending.loop))
+            at.report(Report(self.code, (id(node),), data, (pending.kept.site.seq,)))
+
+    def assign(
+        self, value: frozenset[_Fact], statement: cst.CSTNode, targets: set[str], at: At
+    ) -> frozenset[_Fact]:
+        """A name bound anew no longer holds the loss (`q_loss, _ = update(batch)` gets what
+        a helper returned, `loss = loss.item()` a number)."""
+        if not value:
+            return value
+        keys = {self._key(at, t) for t in targets}
+        kept = frozenset(f for f in value if not (isinstance(f, _Loss) and f.name in keys))
+        return kept if len(kept) < len(value) else value
+
+    def forget(self, value: frozenset[_Fact], names: set[str]) -> frozenset[_Fact]:
+        """A function returned: what is known of its own locals goes."""
+        if not value:
+            return value
+        kept = frozenset(f for f in value if not _about(f, names))
+        return kept if len(kept) < len(value) else value
+
+    def leave_pass(self, value: frozenset[_Fact], loop: int) -> frozenset[_Fact]:
+        return frozenset(f for f in value if f.loop != loop) if value else value
+
+    def join(self, values: list[frozenset[_Fact]]) -> frozenset[_Fact]:
+        return common(values)
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        for report in sorted(reports, key=lambda r: r.order):
+            pending, backward, spelled, loop = report.data
+            node = pending.kept.site.node
+            raw = pending.kept.kept.target
+            if _rebound(self.context, node, raw, self.context.tree.loops(node)[:1]):
+                continue  # made anew every iteration (in the loop around it): it does not outlive it
+            if loop is not None and _rebound(self.context, node, pending.kept.target, [loop]):
+                continue  # made anew in every pass of the caller's loop
+            yield _violation(self.context, pending.kept, spelled, backward.line)
 
 
 @dataclass(frozen=True)
-class _Keeper:
-    """A method of a class of the module that adds one of its parameters into an attribute
-    (`AverageMeter.update(self, val, n=1)` with `self.sum += val * n`)."""
+class _Loss:
+    """`name` holds a loss backpropagated at `backward` in the current pass of `loop`."""
 
-    method: cst.FunctionDef
-    kept: tuple[tuple[int, str], ...]  # (position among the call's arguments, name) of each
-    attribute: str  # `self.sum`
+    name: str
+    loop: int
+    backward: Site = field(compare=False, hash=False)
 
 
-def _keeping_methods(context: Context) -> dict[tuple[str, str], _Keeper]:
-    """(instance name, method) -> what the method keeps, for the instances of the module's
-    classes (`meter = AverageMeter()`, `self.losses = AverageMeter()`)."""
-    classes: dict[str, dict[str, _Keeper]] = {}
-    for node in context.listed.of_type(cst.ClassDef):
-        assert isinstance(node, cst.ClassDef)
-        for statement in node.body.body:
-            if isinstance(statement, cst.FunctionDef):
-                keeper = _keeper(statement)
-                if keeper is not None:
-                    classes.setdefault(node.name.value, {})[statement.name.value] = keeper
-    found: dict[tuple[str, str], _Keeper] = {}
-    if not classes:
-        return found
+@dataclass(frozen=True)
+class _Pending:
+    """A value kept in the current pass of `loop` before any backward of it: into `target`,
+    reading `reads` ((key, as spelled) of each name)."""
+
+    kept: Accumulate
+    target: str
+    reads: frozenset[tuple[str, str]]
+    loop: int
+
+
+_Fact = Union[_Loss, _Pending]
+
+
+def _about(fact: _Fact, names: set[str]) -> bool:
+    """Whether the fact is about a local (`name@scope`) of a function whose locals are `names`."""
+    keys = [fact.name] if isinstance(fact, _Loss) else [fact.target, *(k for k, _ in fact.reads)]
+    return any("@" in key and key.split("@", 1)[0] in names for key in keys)
+
+
+def _loss_names(context: Context) -> frozenset[str]:
+    """The names a backward starts from and those assigned a criterion's result: only a value
+    that reads one of them may keep a loss (the others are not followed)."""
+    found: set[str] = set()
+    for node in context.listed.of_type(cst.Call):
+        assert isinstance(node, cst.Call)
+        start = backward_loss(node)
+        name = dotted(start) if start is not None else None
+        if name is not None:
+            found.add(name)
     for node in context.listed.of_type(cst.Assign):
         assert isinstance(node, cst.Assign)
-        made = last_name(node.value.func) if isinstance(node.value, cst.Call) else None
-        for target in node.targets:
-            name = dotted(target.target)
-            if name is not None and made in classes:
-                for method, keeper in classes[made].items():
-                    found[(name, method)] = keeper
-    return found
+        if _is_criterion(node.value):
+            found.update(n for t in node.targets if (n := dotted(t.target)) is not None)
+    return frozenset(found)
 
 
-def _keeper(method: cst.FunctionDef) -> _Keeper | None:
-    names = parameter_names(method)
-    if not names or names[0] != "self":
-        return None
-    parameters = {n: i for i, n in enumerate(names[1:])}
-    for node in walk(method.body):
-        found = _accumulation(node, parameters)
-        if found is None or not found[0].startswith("self."):
-            continue
-        target, value, _ = found
-        kept = tuple(sorted((parameters[n], n) for n in names_in(value) if n in parameters))
-        if kept:
-            return _Keeper(method, kept, target)
-    return None
-
-
-def _check_loop(
-    context: Context,
-    tree: Tree,
-    loop: cst.For | cst.While,
-    callers: dict[str, list[cst.Call]],
-    keepers: dict[tuple[str, str], _Keeper],
-) -> Iterator[Violation]:
-    body = loop.body
-    backwards = [n for n in walk(body) if isinstance(n, cst.Call) and backward_loss(n) is not None]
-    if not backwards:
-        return
-    assigned = _assignments(body)
-    losses: dict[str, cst.Call] = {}
-    for backward in backwards:
-        start = backward_loss(backward)
-        receiver = dotted(start) if start is not None else None
-        if receiver is None or receiver not in assigned:
-            continue
-        losses[receiver] = backward
-        for source in _sources(receiver, assigned):
-            if any(_is_criterion(v) for v in assigned.get(source, [])):
-                losses.setdefault(source, backward)
-    losses = {
-        name: b for name, b in losses.items() if not any(_detaches(v) for v in assigned[name])
-    }
-    if not losses:
-        return
-    scope = _scope(tree, loop)
-    for node in walk(body):
-        enclosing = tree.loops(node)
-        if not enclosing or enclosing[0] is not loop:
-            continue  # an inner loop is checked on its own
-        if isinstance(node, cst.Call) and keepers:
-            kept = _kept_by_method(node, losses, keepers)
-            if kept is not None:
-                yield _kept_violation(context, node, losses, *kept)
-                continue
-        found = _accumulation(node, losses)
-        if found is None:
-            continue
-        target, value, kind = found
-        if any(target not in names_in(v) for v in assigned.get(target, [])):
-            continue  # rebound every iteration: it does not outlive it
-        if _base(target) != target and _base(target) in assigned:
-            continue  # `stats["loss"]` of a dict made anew every iteration
-        if kind != "append" and not grad_enabled(node, tree, callers, certainly=False):
-            continue  # the sum records no graph
-        loss = next(n for n in sorted(names_in(value)) if n in losses)
-        yield _violation(context, scope, node, target, value, loss, losses[loss], kind)
-
-
-def _kept_by_method(
-    call: cst.Call, losses: dict[str, cst.Call], keepers: dict[tuple[str, str], _Keeper]
-) -> tuple[_Keeper, cst.BaseExpression, str] | None:
-    """`meter.update(loss, n)`: the keeper, the argument and the loss it passes."""
-    if not isinstance(call.func, cst.Attribute):
-        return None
-    receiver = dotted(call.func.value)
-    keeper = keepers.get((receiver or "", call.func.attr.value))
-    if keeper is None:
-        return None
-    for position, parameter in keeper.kept:
-        given = argument(call, position, parameter)
-        if given is None or _detaches(given):
-            continue
-        loss = next((n for n in sorted(names_in(given)) if n in losses), None)
-        if loss is not None:
-            return keeper, given, loss
-    return None
-
-
-def _kept_violation(
-    context: Context,
-    call: cst.Call,
-    losses: dict[str, cst.Call],
-    keeper: _Keeper,
-    given: cst.BaseExpression,
-    loss: str,
-) -> Violation:
-    line = context.positions.of(losses[loss])[0]
-    method = keeper.method.name.value
-    where = context.positions.of(keeper.method)[0]
-    message = (
-        f"`{written(call)}` keeps `{loss}`, which requires grad (backward at line {line}): "
-        f"`{method}` (line {where}) adds it into `{keeper.attribute}`, so "
-        f"every iteration's graph stays alive and memory grows; pass `{loss}.item()`"
-    )
-    trail = (f"`{loss}.backward()` at line {line}", f"kept in `{keeper.attribute}` by `{method}`")
-    new_value = _wrapped(given, loss, "detach")
-    if new_value is None:
-        return Violation(CODE, call, message, trail)
-
-    def apply(module: cst.Module) -> cst.Module | None:
-        result = module.deep_replace(given, new_value)
-        return result if isinstance(result, cst.Module) else None
-
-    # `.detach()` keeps the argument a tensor, so the method runs as before, without the graph
-    return Violation(CODE, call, message, trail, Rewrite(f"Pass `{loss}.detach()`", apply))
-
-
-def _base(target: str) -> str:
-    """`stats` of `stats["loss"]`."""
-    return target.split("[", 1)[0]
+def _rebound(context: Context, node: cst.CSTNode, target: str, loops: list) -> bool:
+    """Whether `target` (or the dict it is an entry of) is assigned something that does not
+    read it, in the loop given or else in the function (or module) holding `node`."""
+    scope = loops[0] if loops else (context.tree.function(node) or context.module)
+    assigned = _assignments(scope)
+    if any(target not in names_in(v) for v in assigned.get(target, [])):
+        return True
+    return base(target) != target and base(target) in assigned
 
 
 def _assignments(body: cst.CSTNode) -> dict[str, list[cst.BaseExpression]]:
@@ -276,97 +324,73 @@ def _is_criterion(value: cst.BaseExpression) -> bool:
     return name in ("criterion", "loss_fn", "loss_func") or name.endswith("_loss")
 
 
-def _detaches(value: cst.BaseExpression) -> bool:
-    for node in walk(value):
-        if isinstance(node, cst.Call) and last_name(node.func) in _DETACHING:
-            return True
-        if isinstance(node, cst.Attribute) and node.attr.value == "data":
-            return True
-    return False
-
-
-def _accumulation(
-    node: cst.CSTNode, losses: Container[str]
-) -> tuple[str, cst.BaseExpression, str] | None:
-    """(accumulator, value added, kind) for `acc += v`, `acc = acc + v`, `acc.append(v)`."""
-    target: str | None = None
-    value: cst.BaseExpression | None = None
-    kind = ""
-    if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
-        target, value, kind = _target(node.target), node.value, "add"
-    elif (
-        isinstance(node, cst.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.value, cst.BinaryOperation)
-        and isinstance(node.value.operator, cst.Add)
-    ):
-        target = dotted(node.targets[0].target)
-        left, right = node.value.left, node.value.right
-        if target is not None and dotted(left) == target:
-            value, kind = right, "self"
-        elif target is not None and dotted(right) == target:
-            value, kind = left, "self"
-    elif (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value == "append"
-        and len(node.args) == 1
-    ):
-        target, value, kind = dotted(node.func.value), node.args[0].value, "append"
-    if target is None or value is None or target in losses:
-        return None
-    if _detaches(value) or not any(n in losses for n in names_in(value)):
-        return None
-    return target, value, kind
-
-
-def _target(node: cst.BaseExpression) -> str | None:
-    """`total`, `self.total`, or `stats["loss"]` (an entry of a dict or list named so)."""
-    if isinstance(node, cst.Subscript) and dotted(node.value) is not None:
-        return code_of(node)
-    return dotted(node)
-
-
-def _scope(tree: Tree, loop: cst.CSTNode) -> cst.CSTNode:
-    for ancestor in tree.ancestors(loop):
-        if isinstance(ancestor, (cst.FunctionDef, cst.Module)):
-            return ancestor
-    return tree.module
-
-
-def _violation(
-    context: Context,
-    scope: cst.CSTNode,
-    node: cst.CSTNode,
-    target: str,
-    value: cst.BaseExpression,
-    loss: str,
-    backward: cst.Call,
-    kind: str,
-) -> Violation:
-    line = context.positions.of(backward)[0]
-    how = "collects" if kind == "append" else "adds up"
+def _violation(context: Context, kept: Accumulate, name: str, line: int) -> Violation:
+    """`name`: the loss as the kept value spells it; `line`: the backward's."""
+    how = kept.kept
+    node = kept.site.node
+    assert node is not None
+    if how.kind == "keep":
+        return _kept_violation(context, node, how, name, line)
+    target = how.target
+    method = "detach" if how.kind == "append" else "item"
     message = (
-        f"`{target}` {how} `{loss}`, which requires grad (backward at line {line}): every "
-        f"iteration's graph stays alive and memory grows; use "
-        f"`{loss}.{'detach()' if kind == 'append' else 'item()'}`"
+        f"`{target}` {'collects' if how.kind == 'append' else 'adds up'} `{name}`, which "
+        f"requires grad (backward at line {line}): every iteration's graph stays alive and "
+        f"memory grows; use `{name}.{method}()`"
     )
-    trail = (f"`{loss}.backward()` at line {line}", f"accumulated into `{target}`")
-    method = "detach" if kind == "append" else "item"
-    if kind == "append" and _reaches_backward(scope, target):
+    trail = (f"`{name}.backward()` at line {line}", f"accumulated into `{target}`")
+    scope = context.tree.function(node) or context.module
+    if how.kind == "append" and _reaches_backward(scope, target):
         return Violation(CODE, node, message, trail)
-    accumulator = "list" if kind == "append" else _accumulator_kind(scope, target)
-    new_value = _wrapped(value, loss, method)
+    accumulator = "list" if how.kind == "append" else _accumulator_kind(scope, target)
+    new_value = _wrapped(how.value, name, method)
     if new_value is None or accumulator == "tensor":
         return Violation(CODE, node, message, trail)
-    safe = accumulator in ("list", "number")
+    # a helper's parameter may be given other values elsewhere (a float has no `.detach()`)
+    given = isinstance(scope, cst.FunctionDef) and name in parameter_names(scope)
+    safe = accumulator in ("list", "number") and not given
+    fix = Rewrite(
+        f"Accumulate `{name}.{method}()`",
+        _replacing(how.value, new_value),
+        "safe" if safe else "unsafe",
+    )
+    return Violation(CODE, node, message, trail, fix)
 
+
+def _kept_violation(
+    context: Context, call: cst.CSTNode, how: Kept, loss: str, line: int
+) -> Violation:
+    keeper = how.keeper
+    assert keeper is not None
+    method = keeper.method.name.value
+    where = context.positions.of(keeper.method)[0]
+    message = (
+        f"`{written(call)}` keeps `{loss}`, which requires grad (backward at line {line}): "
+        f"`{method}` (line {where}) adds it into `{keeper.attribute}`, so "
+        f"every iteration's graph stays alive and memory grows; pass `{loss}.item()`"
+    )
+    trail = (f"`{loss}.backward()` at line {line}", f"kept in `{keeper.attribute}` by `{method}`")
+    new_value = _wrapped(how.value, loss, "detach")
+    if new_value is None:
+        return Violation(CODE, call, message, trail)
+    # `.detach()` keeps the argument a tensor, so the method runs as before, without the graph
+    return Violation(
+        CODE,
+        call,
+        message,
+        trail,
+        Rewrite(f"Pass `{loss}.detach()`", _replacing(how.value, new_value)),
+    )
+
+
+def _replacing(
+    old: cst.BaseExpression, new: cst.BaseExpression
+) -> Callable[[cst.Module], cst.Module | None]:
     def apply(module: cst.Module) -> cst.Module | None:
-        result = module.deep_replace(value, new_value)
+        result = module.deep_replace(old, new)
         return result if isinstance(result, cst.Module) else None
 
-    fix = Rewrite(f"Accumulate `{loss}.{method}()`", apply, "safe" if safe else "unsafe")
-    return Violation(CODE, node, message, trail, fix)
+    return apply
 
 
 def _wrapped(value: cst.BaseExpression, loss: str, method: str) -> cst.BaseExpression | None:
@@ -413,5 +437,5 @@ RULE = Rule(
     fixable=True,
     triggers=("backward(",),
     docs=DOCS,
-    check=check,
+    tracker=_AccumulatedLoss,
 )
