@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 
 from gradlint.analysis.syntax import argument, code_of, dotted, walk
+from gradlint.analysis.tracking import At, Report, Tracker, common
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
 CODE = "GL110"
@@ -18,6 +19,12 @@ made to require grad by `.requires_grad_()`) and then moved or cast in the same 
 `.to(torch.float64)`, `.type(torch.DoubleTensor)`. Factories are the `torch` functions that
 make a new tensor (`randn`, `rand`, `zeros`, `ones`, `empty`, `full`, `tensor`, `arange`,
 `linspace`, `eye`, the `*_like` ones).
+
+The same holds when the name is rebound to the conversion later, on a path of the training
+code: `w = torch.randn(3, requires_grad=True)` and then `w = w.to(device)` or, behind a flag,
+`if args.double: w = w.double()`. A copy kept under another name (`moved = w.to(device)`) is
+fine: `w` stays the leaf and the copy passes its gradient on. A conversion under
+`torch.no_grad()` is not this rule's (its result is a leaf that does not require grad).
 
 Conversions that return the same tensor are not reported: `.float()` or `.to(torch.float32)`
 of a float32 tensor, `.cpu()` or `.to("cpu")` of a tensor made on the CPU. Neither is
@@ -59,7 +66,9 @@ the device changes). It is unsafe for random factories (a generator draws other 
 another device or in another dtype) and for dtype changes of `full`, `tensor`, `arange`,
 `linspace` (their values are rounded differently). With `.requires_grad_()` in the chain, the
 fix moves it to the end, which is safe. Conversions with other arguments (`non_blocking=`,
-`.cuda(1)`, `.type(...)`) get no fix.
+`.cuda(1)`, `.type(...)`) get no fix, and neither does a name rebound to a conversion in a
+later statement (where the factory call should take the device or dtype is the user's
+choice).
 """
 
 _FACTORIES = frozenset(
@@ -139,6 +148,31 @@ def check(context: Context) -> Iterator[Violation]:
 
 
 def _moved_leaf(name: str, value: cst.Call) -> Violation | None:
+    made = _made_leaf(value)
+    if made is None:
+        return None
+    node, factory, chain, requires_grad_at = made
+    after = list(reversed(chain[:requires_grad_at]))  # the calls after grad is on, in order
+    moves = _moves(after)
+    if not moves or not _changes_tensor(node, factory, moves):
+        return None
+    first = moves[0].call
+    method = _method(first)
+    message = (
+        f"`.{method}({'...' if first.args else ''})` copies the tensor `{_source(node)}` made to require grad: `{name}` is "
+        f"not a leaf, its `.grad` stays None after backward and an optimizer refuses it; create "
+        f"the tensor with the device and dtype it needs"
+    )
+    fix = _fix(value, node, factory, moves, requires_grad_at < len(chain))
+    assert isinstance(first.func, cst.Attribute)
+    return Violation(CODE, first.func.attr, message, fix=fix)
+
+
+def _made_leaf(value: cst.Call) -> tuple[cst.Call, str, list[cst.Call], int] | None:
+    """For a torch factory made to require grad (`torch.randn(3, requires_grad=True)...`,
+    `torch.randn(3).requires_grad_()...`): the factory call, its name, the method calls
+    chained on it (outermost first) and the index among them of `.requires_grad_()` (their
+    number when the factory is given `requires_grad=True`)."""
     chain: list[cst.Call] = []  # outermost first
     node: cst.BaseExpression = value
     while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
@@ -152,29 +186,94 @@ def _moved_leaf(name: str, value: cst.Call) -> Violation | None:
     if factory is None:
         return None
     made_grad = argument(node, None, "requires_grad")
-    requires_grad_at = len(chain)  # index in `chain` of `.requires_grad_()`, if that is how
+    requires_grad_at = len(chain)
     if made_grad is None or code_of(made_grad) != "True":
         found = [i for i, c in enumerate(chain) if _method(c) == "requires_grad_"]
         if made_grad is not None or not found or not _enables_grad(chain[found[0]]):
             return None
         requires_grad_at = found[0]
-    after = list(reversed(chain[:requires_grad_at]))  # the calls after grad is on, in order
-    conversions = [_conversion(c) for c in after]
-    if not after or any(c is None for c in conversions):
+    return node, factory, chain, requires_grad_at
+
+
+def _moves(calls: list[cst.Call]) -> list[Conversion]:
+    """The calls (in order) as conversions; empty when one of them is something else."""
+    conversions = [_conversion(c) for c in calls]
+    return [c for c in conversions if c is not None] if None not in conversions else []
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """`name` holds the leaf that `call`, a call of the torch factory `factory`, made."""
+
+    name: str
+    factory: str
+    call: cst.Call = field(compare=False, hash=False)
+
+
+class _RebindingMove(Tracker):
+    """The two-statement form, on the paths of the training code: `w` made a leaf that
+    requires grad, later `w = w.to(device)` (on some path: `if use_cuda: w = w.cuda()`)."""
+
+    code = CODE
+
+    def __init__(self, context: Context):
+        self.context = context
+
+    def start(self) -> frozenset[_Leaf]:
+        return frozenset()
+
+    def assign(
+        self, value: frozenset[_Leaf], statement: cst.CSTNode, targets: set[str], at: At
+    ) -> frozenset[_Leaf]:
+        held = {leaf.name: leaf for leaf in value if leaf.name in targets}
+        made = None
+        if isinstance(statement, cst.Assign) and len(targets) == 1:
+            (target,) = targets
+            if isinstance(statement.value, cst.Call):
+                moved = _rebinding_move(statement.value, held.get(target), at)
+                if moved is not None and not at.grad_off:
+                    at.report(Report(self.code, (id(statement),), (statement, held[target], moved)))
+                found = _made_leaf(statement.value)
+                if found is not None and found[3] == len(found[2]):  # nothing chained after
+                    made = _Leaf(target, found[1], found[0])
+        if not held and made is None:
+            return value
+        kept = frozenset(leaf for leaf in value if leaf.name not in targets)
+        return kept | {made} if made is not None else kept
+
+    def join(self, values: list[frozenset[_Leaf]]) -> frozenset[_Leaf]:
+        return common(values)
+
+    def finish(self, reports: list[Report]) -> Iterator[Violation]:
+        for report in reports:
+            statement, leaf, first = report.data
+            method = _method(first.call)
+            message = (
+                f"`.{method}({'...' if first.call.args else ''})` makes a copy of `{leaf.name}`, "
+                f"the tensor `{_source(leaf.call)}` made to require grad, and the name now holds "
+                f"the copy: it is not a leaf, its `.grad` stays None after backward and an "
+                f"optimizer refuses it; create the tensor with the device and dtype it needs"
+            )
+            assert isinstance(first.call.func, cst.Attribute)
+            yield Violation(CODE, first.call.func.attr, message)
+
+
+def _rebinding_move(value: cst.Call, leaf: _Leaf | None, at: At) -> Conversion | None:
+    """`w.to(device)` (a chain of conversions of the name itself) that makes a new tensor
+    from the leaf `w` holds: its first conversion."""
+    if leaf is None:
         return None
-    moves = [c for c in conversions if c is not None]
-    if not _changes_tensor(node, factory, moves):
+    chain: list[cst.Call] = []
+    node: cst.BaseExpression = value
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        chain.append(node)
+        node = node.func.value
+    if at.names.resolve(dotted(node) or "") != leaf.name:
         return None
-    first = moves[0].call
-    method = _method(first)
-    message = (
-        f"`.{method}({'...' if first.args else ''})` copies the tensor `{_source(node)}` made to require grad: `{name}` is "
-        f"not a leaf, its `.grad` stays None after backward and an optimizer refuses it; create "
-        f"the tensor with the device and dtype it needs"
-    )
-    fix = _fix(value, node, factory, moves, requires_grad_at < len(chain))
-    assert isinstance(first.func, cst.Attribute)
-    return Violation(CODE, first.func.attr, message, fix=fix)
+    moves = _moves(list(reversed(chain)))
+    if not moves or not _changes_tensor(leaf.call, leaf.factory, moves):
+        return None
+    return moves[0]
 
 
 def _factory_name(call: cst.Call) -> str | None:
@@ -357,9 +456,10 @@ _MOVES = ("to", "cuda", "cpu", "type", *_DTYPE_METHODS)
 RULE = Rule(
     code=CODE,
     name="moved-leaf",
-    summary="A tensor made with `requires_grad=True` is moved or cast in the same expression",
+    summary="A tensor made with `requires_grad=True` is moved or cast, and its name holds the copy",
     fixable=True,
     triggers=tuple(("requires_grad", f".{method}(") for method in _MOVES),
     docs=DOCS,
     check=check,
+    tracker=_RebindingMove,
 )
