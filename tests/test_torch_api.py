@@ -207,3 +207,20 @@ def test_names_qualified_by_the_imports(name: str, qualified: str | None) -> Non
     module = cst.parse_module(IMPORTS)
     imports = imports_of(n for n in walk(module) if isinstance(n, (cst.Import, cst.ImportFrom)))
     assert imports.qualified(name) == qualified
+
+
+def test_a_parameter_group_key_knows_its_models() -> None:
+    """A loop over `a.parameters()` and `b.parameters()` (zipped) owns one gradient group, keyed
+    by a string the states sort and print that still knows its models (not parsed back)."""
+    import pickle
+
+    from gradlint.analysis.events import GroupKey, ParamGroup
+
+    key = ParamGroup(models=("encoder", "decoder")).key
+    assert isinstance(key, GroupKey)
+    assert key == "encoder.parameters(),decoder.parameters()"
+    assert key.models == ("encoder", "decoder")
+    again = pickle.loads(pickle.dumps(key))
+    assert again == key and again.models == key.models
+    assert not isinstance(ParamGroup(tensors=("w", "b")).key, GroupKey)
+

@@ -46,6 +46,21 @@ class Site:
         return self.positions.of(self.node)[1] if self.positions and self.node else 0
 
 
+class GroupKey(str):
+    """The owner key of the parameters of one or more models (`m.parameters()`, several joined
+    by commas): a string, so states sort and print it, that knows the models it stands for."""
+
+    models: tuple[str, ...]
+
+    def __new__(cls, models: tuple[str, ...]) -> GroupKey:
+        key = super().__new__(cls, ",".join(f"{m}.parameters()" for m in models))
+        key.models = models
+        return key
+
+    def __getnewargs__(self) -> tuple[tuple[str, ...]]:  # type: ignore[override]
+        return (self.models,)
+
+
 @dataclass(frozen=True)
 class ParamGroup:
     """What a loop variable over parameters stands for: a model's parameters or named tensors."""
@@ -58,7 +73,7 @@ class ParamGroup:
     def key(self) -> str:
         if self.optimizer is not None:
             return self.optimizer
-        return ",".join(f"{m}.parameters()" for m in self.models) or ",".join(self.tensors)
+        return GroupKey(self.models) if self.models else ",".join(self.tensors)
 
 
 @dataclass(frozen=True)

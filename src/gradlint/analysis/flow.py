@@ -58,6 +58,7 @@ from gradlint.analysis.events import (
     Backward,
     Collective,
     Event,
+    GroupKey,
     Names,
     Recognizer,
     Reset,
@@ -872,7 +873,7 @@ class Flow:
             if link is None:
                 return Cover.NOT
             if kind == OwnerKind.GROUP:
-                surely = any(f"{m}.parameters()" == owner for m in link.models)
+                surely = any(GroupKey((m,)) == owner for m in link.models)
             else:
                 surely = owner in link.tensors
             return Cover.SURELY if surely else Cover.NOT
@@ -888,10 +889,9 @@ class Flow:
             if link.tensors and set(event.tensors) >= link.tensors:
                 return Cover.SURELY
             return Cover.MAYBE if set(event.tensors) & link.tensors else Cover.NOT
-        if kind == OwnerKind.GROUP:
-            group_models = tuple(m[: -len(".parameters()")] for m in owner.split(","))
+        if isinstance(owner, GroupKey):
             if event.models:
-                return _relation(event.models, frozenset(group_models))
+                return _relation(event.models, frozenset(owner.models))
             return Cover.NOT
         if owner in event.tensors or any(owner.startswith(f"{m}.") for m in event.models):
             return Cover.SURELY
@@ -1090,8 +1090,8 @@ class Flow:
             link = self.knowledge.link(owner)
             if link is not None:
                 names |= link.models | link.tensors
-        elif kind == OwnerKind.GROUP:
-            names |= {m[: -len(".parameters()")] for m in owner.split(",")}
+        elif isinstance(owner, GroupKey):
+            names |= set(owner.models)
         return names
 
     def _record(self, finding: gs.Finding | Report) -> None:

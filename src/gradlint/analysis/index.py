@@ -14,6 +14,7 @@ from gradlint.analysis.calls import parameter_names
 from gradlint.analysis.conditions import condition_key
 from gradlint.analysis.events import (
     Event,
+    GroupKey,
     Names,
     Recognizer,
     Reset,
@@ -409,9 +410,7 @@ def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dic
                     else (
                         OwnerKind.OPTIMIZER
                         if knowledge.is_optimizer(key) or key in knowledge.optimizers
-                        else (
-                            OwnerKind.GROUP if key.endswith(".parameters()") else OwnerKind.TENSOR
-                        )
+                        else (OwnerKind.GROUP if isinstance(key, GroupKey) else OwnerKind.TENSOR)
                     )
                 )
                 owners.setdefault(key, kind)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.analysis.events import GroupKey
 from gradlint.analysis.fix_safety import (
     GradReads,
     enclosing_function,
@@ -292,7 +293,7 @@ def _closure_of(update: cst.CSTNode, tree: Tree) -> cst.FunctionDef | None:
 
 
 def _reset_words(owner: str, update_site: object) -> str:
-    if owner.endswith(".parameters()") or "," in owner:
+    if isinstance(owner, GroupKey) or "," in owner:
         return f"reset of the gradients of `{owner}`"
     node = getattr(update_site, "node", None)
     if node is not None and _optimizer_text(node) is not None:
