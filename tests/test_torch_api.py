@@ -223,4 +223,3 @@ def test_a_parameter_group_key_knows_its_models() -> None:
     again = pickle.loads(pickle.dumps(key))
     assert again == key and again.models == key.models
     assert not isinstance(ParamGroup(tensors=("w", "b")).key, GroupKey)
-
