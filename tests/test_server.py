@@ -589,3 +589,23 @@ def test_finding_span(line: str, col: int, expected: str) -> None:
 
 def test_finding_span_past_the_end_is_empty() -> None:
     assert finding_span("x = (\n", 9) == (5, 5)
+
+
+def test_the_time_limit_is_an_option_as_for_check(tmp_path: Path) -> None:
+    """`gradlint server --timeout S` bounds each lint as `check --timeout S` bounds a file: a
+    lint past it is one GL902 naming the limit; the default lints the same text in full."""
+    uri = (tmp_path / "train.py").as_uri()
+
+    async def scenario(session: Session) -> None:
+        await session.start(
+            types.ClientCapabilities(), "-m", "gradlint", "server", "--timeout", "1e-9"
+        )
+        session.open(uri, BUGGY)
+        (diagnostic,) = await session.diagnostics(uri, 1)
+        assert diagnostic.code == "GL902"
+        assert "1e-09 s time limit" in diagnostic.message
+        assert await session.stop() == 0
+
+    _run(scenario)
+    result = CliRunner().invoke(main, ["server", "--timeout", "nan"])
+    assert result.exit_code == 2 and "not nan" in result.output

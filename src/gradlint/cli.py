@@ -6,8 +6,10 @@ import importlib
 import math
 import os
 import sys
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
+from typing import Any, TypeVar
 
 import click
 
@@ -61,6 +63,8 @@ cache_dir_option = click.option(
     help="Where findings of unchanged files are kept (env: GRADLINT_CACHE_DIR).",
 )
 
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
@@ -135,6 +139,19 @@ def _timeout(ctx: click.Context, param: click.Parameter, value: float) -> float 
     return None if value == 0 or value > MAX_TIMEOUT else value
 
 
+def timeout_option(help: str) -> Callable[[F], F]:
+    """`--timeout SECONDS` (default 30; 0 for no limit), given to the command as seconds or
+    None: `check`'s per file, the language server's per lint of a document."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        callback=_timeout,
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        help=help,
+    )
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
@@ -174,14 +191,7 @@ def _timeout(ctx: click.Context, param: click.Parameter, value: float) -> float 
     default=0,
     help=f"Worker processes (default 0: one per core; at most {MAX_JOBS_PER_CORE} per core).",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    callback=_timeout,
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    help="Seconds to spend on one file before reporting it (GL902); 0 for no limit.",
-)
+@timeout_option("Seconds to spend on one file before reporting it (GL902); 0 for no limit.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @cache_dir_option
 @click.option(

@@ -30,6 +30,7 @@ import libcst as cst
 
 from gradlint import __version__, noqa
 from gradlint.batch import DEFAULT_TIMEOUT
+from gradlint.cli import timeout_option
 from gradlint.config import ConfigError, Settings, file_settings
 from gradlint.diagnostics import Diagnostic
 from gradlint.engine import fix_text, lint_text
@@ -599,10 +600,14 @@ def _quick_fixes(
 
 
 @click.command()
-def server() -> None:
+@timeout_option(
+    "Seconds to spend on one lint or fix-all of a document before reporting it (GL902); "
+    "0 for no limit."
+)
+def server(timeout: float | None) -> None:
     """Run the language server on standard input and output (for editors)."""
     try:
-        language_server = create_server()
+        language_server = create_server(timeout)
     except ImportError as error:
         click.echo(
             f"gradlint server needs pygls, which is not installed ({error}); run: {INSTALL_HINT}",
