@@ -190,31 +190,50 @@ class Flow:
         ] = {}
         self._proved: list[list[gs.Finding | Report]] = []
         self.scopes_abandoned = 0
+        # ids of the functions whose body was followed from a call (in a scope not given up on)
+        self._followed: set[int] = set()
         # (scope id, why) of each scope given up on: reported (GL902), never silently passed
         self.abandoned: list[tuple[int, str]] = []
 
     # entry points ------------------------------------------------------------------------------
     def run(self) -> list[gs.Finding]:
+        """Each scope that reaches a backward: first the module and the functions nothing in
+        it calls (and those a framework calls once per batch), following the calls they make;
+        then any function none of those followed a call into (called only from code that
+        reaches no backward, past the depth of calls followed, or from a scope given up on):
+        a function followed from its callers is analysed where it runs, not again alone."""
         if MODULE in self.index.with_backward:
             self._scope(self.module.body, Frame())
-        for node in self.listed.nodes:
-            if isinstance(node, cst.FunctionDef) and id(node) in self.index.with_backward:
-                ctx = Frame(
-                    cls=self.index.enclosing_class.get(id(node)),
-                    inlining=(id(node),),
-                    scope=id(node),
-                    # a function that calls backward runs with gradient recording on (the
-                    # backward of a loss it computes raises otherwise), unless decorated
-                    grad_off=bool(self.trackers) and decorated_no_grad(node),
-                )
-                # a function called once per batch runs again after it returns
-                again = id(node) in self.index.repeated
-                if again:
-                    ctx = replace(ctx, per_call=per_call_counters(node))
-                self._scope(body_of(node.body), ctx, again=again, known=self._called_with(node))
+        functions = [
+            node
+            for node in self.listed.nodes
+            if isinstance(node, cst.FunctionDef) and id(node) in self.index.with_backward
+        ]
+        called = self.index.called - self.index.repeated
+        for node in [f for f in functions if id(f) not in called]:
+            self._entry(node)
+        for node in [f for f in functions if id(f) in called]:
+            if id(node) not in self._followed:
+                self._entry(node)
         found = [f for f in self.findings.values() if not isinstance(f, Report)]
         self.reports = [f for f in self.findings.values() if isinstance(f, Report)]
         return sorted(found, key=_finding_key)
+
+    def _entry(self, node: cst.FunctionDef) -> None:
+        """Analyse a function's body on its own, as a caller we cannot see would run it."""
+        ctx = Frame(
+            cls=self.index.enclosing_class.get(id(node)),
+            inlining=(id(node),),
+            scope=id(node),
+            # a function that calls backward runs with gradient recording on (the backward of
+            # a loss it computes raises otherwise), unless decorated
+            grad_off=bool(self.trackers) and decorated_no_grad(node),
+        )
+        # a function called once per batch runs again after it returns
+        again = id(node) in self.index.repeated
+        if again:
+            ctx = replace(ctx, per_call=per_call_counters(node))
+        self._scope(body_of(node.body), ctx, again=again, known=self._called_with(node))
 
     def _scope(
         self,
@@ -229,6 +248,7 @@ class Flow:
             assumed=known,
         )
         saved = dict(self.findings)
+        followed = set(self._followed)
         try:
             states = {start}
             for _ in range(MAX_LOOP_PASSES if again else 1):
@@ -245,6 +265,7 @@ class Flow:
             self.scopes_analysed += 1
         except (TooComplex, RecursionError) as error:
             self.findings = saved
+            self._followed = followed  # what the abandoned scope followed is not analysed
             self.scopes_abandoned += 1
             why = "too many paths" if isinstance(error, TooComplex) else "nesting too deep"
             self.abandoned.append((ctx.scope, why))
@@ -928,6 +949,7 @@ class Flow:
             or id(callee) not in self.index.with_events
         ):
             return self._opaque(call, states, ctx)
+        self._followed.add(id(callee))
         aliases = bind_arguments(callee, call, ctx.names)
         if any(d.get(callee.name.value) is callee for d in ctx.local_defs):
             # a function defined where it is called (a closure) sees the names around it

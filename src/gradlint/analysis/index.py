@@ -58,6 +58,7 @@ class ModuleIndex:
     event_names: set[str]  # names of the functions and methods whose calls steer branches
     repeated_conditions: set[str]  # `if` conditions (as compared) tested more than once
     scopes: dict[int, cst.CSTNode] = field(default_factory=dict)  # id -> function (or module)
+    called: frozenset[int] = frozenset()  # ids of the functions some scope of the module calls
     # receivers of `.zero_grad()` calls that are sub-modules (`model.fc`), and whether the module
     # freezes parameters anywhere (`requires_grad = False`): a sole sub-module reset of an
     # unfrozen model leaves the rest of its gradient in place
@@ -142,7 +143,9 @@ def index_module(
     repeated |= _per_batch(functions, classes, listed)
     owners = _owners(knowledge, recognizer, listed)
     function_defs = [n for n in nodes if isinstance(n, cst.FunctionDef)]
-    with_backward, with_events, steering = _reach(functions, classes, function_defs, listed)
+    with_backward, with_events, steering, called = _reach(
+        functions, classes, function_defs, listed
+    )
     event_names = {node.name.value for node in function_defs if id(node) in steering}
     tests = Counter(
         condition_key(test)[0]
@@ -168,6 +171,7 @@ def index_module(
             for key in tests
             if key is not None and key.startswith("len(") and key.endswith(") == 0")
         ),
+        called=frozenset(called),
     )
 
 
@@ -331,10 +335,10 @@ def _reach(
     classes: dict[str, dict[str, cst.FunctionDef]],
     function_defs: list[cst.FunctionDef],
     nodes: Listing,
-) -> tuple[set[int], set[int], set[int]]:
+) -> tuple[set[int], set[int], set[int], set[int]]:
     """Which scopes can reach a backward(), any gradient event or an append to a list, and any
     gradient event, directly or through calls to functions of this module (names resolved
-    loosely: more reach only costs time)."""
+    loosely: more reach only costs time); and the functions some scope may call."""
     words: dict[int, set[str]] = {}
     calls: dict[int, set[int]] = {}
     nested: dict[str, list[int]] = {}
@@ -394,7 +398,8 @@ def _reach(
     with_backward = closure({s for s, w in words.items() if w & _BACKWARD_WORDS})
     with_events = closure(set(words))
     steering = closure({s for s, w in words.items() if w - {_KEEPS}})
-    return with_backward, with_events, steering
+    called = {callee for callees in calls.values() for callee in callees}
+    return with_backward, with_events, steering, called
 
 
 def _owners(knowledge: Knowledge, recognizer: Recognizer, nodes: Listing) -> dict[str, OwnerKind]:
