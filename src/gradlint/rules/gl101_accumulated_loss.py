@@ -233,7 +233,7 @@ class _AccumulatedLoss(Tracker):
                 continue  # made anew every iteration (in the loop around it): it does not outlive it
             if loop is not None and _rebound(self.context, node, pending.kept.target, [loop]):
                 continue  # made anew in every pass of the caller's loop
-            yield _violation(self.context, pending.kept, spelled, backward.line)
+            yield _violation(self.context, pending.kept, spelled, backward)
 
 
 @dataclass(frozen=True)
@@ -324,13 +324,14 @@ def _is_criterion(value: cst.BaseExpression) -> bool:
     return name in ("criterion", "loss_fn", "loss_func") or name.endswith("_loss")
 
 
-def _violation(context: Context, kept: Accumulate, name: str, line: int) -> Violation:
-    """`name`: the loss as the kept value spells it; `line`: the backward's."""
+def _violation(context: Context, kept: Accumulate, name: str, backward: Site) -> Violation:
+    """`name`: the loss as the kept value spells it."""
     how = kept.kept
     node = kept.site.node
     assert node is not None
+    line = backward.line
     if how.kind == "keep":
-        return _kept_violation(context, node, how, name, line)
+        return _kept_violation(context, node, how, name, backward)
     target = how.target
     method = "detach" if how.kind == "append" else "item"
     message = (
@@ -338,7 +339,7 @@ def _violation(context: Context, kept: Accumulate, name: str, line: int) -> Viol
         f"requires grad (backward at line {line}): every iteration's graph stays alive and "
         f"memory grows; use `{name}.{method}()`"
     )
-    trail = (f"`{name}.backward()` at line {line}", f"accumulated into `{target}`")
+    trail = (f"`{backward.label}` at line {line}", f"accumulated into `{target}`")
     scope = context.tree.function(node) or context.module
     if how.kind == "append" and _reaches_backward(scope, target):
         return Violation(CODE, node, message, trail)
@@ -358,18 +359,19 @@ def _violation(context: Context, kept: Accumulate, name: str, line: int) -> Viol
 
 
 def _kept_violation(
-    context: Context, call: cst.CSTNode, how: Kept, loss: str, line: int
+    context: Context, call: cst.CSTNode, how: Kept, loss: str, backward: Site
 ) -> Violation:
     keeper = how.keeper
     assert keeper is not None
     method = keeper.method.name.value
     where = context.positions.of(keeper.method)[0]
+    line = backward.line
     message = (
         f"`{written(call)}` keeps `{loss}`, which requires grad (backward at line {line}): "
         f"`{method}` (line {where}) adds it into `{keeper.attribute}`, so "
         f"every iteration's graph stays alive and memory grows; pass `{loss}.item()`"
     )
-    trail = (f"`{loss}.backward()` at line {line}", f"kept in `{keeper.attribute}` by `{method}`")
+    trail = (f"`{backward.label}` at line {line}", f"kept in `{keeper.attribute}` by `{method}`")
     new_value = _wrapped(how.value, loss, "detach")
     if new_value is None:
         return Violation(CODE, call, message, trail)
