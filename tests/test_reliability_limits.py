@@ -16,6 +16,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import STALE, CliRunner
@@ -251,11 +252,11 @@ def test_nan_timeout_is_a_usage_error(tmp_path: Path) -> None:
 def _slow_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
     analyse = engine.analyse
 
-    def slow(text: str, settings: Settings | None = None) -> engine.Analysis:
+    def slow(text: str, settings: Settings | None = None, *args: Any) -> engine.Analysis:
         if "# SLOW" in text:
             while True:  # Python instructions: the time limit's exception gets through
                 time.sleep(0.01)
-        return analyse(text, settings)
+        return analyse(text, settings, *args)
 
     monkeypatch.setattr(engine, "analyse", slow)
 

@@ -299,13 +299,13 @@ SLOW_SERVER = textwrap.dedent(
             log(name + " stopped")
             raise
 
-    def lint_text(path, text, settings, with_fixes=False):
+    def lint_text(path, text, settings, with_fixes=False, **options):
         log("fixes" if with_fixes else "lint")
         if "# SLOW LINT" in text:
             wait("lint")
         if with_fixes and "# SLOW FIXES" in text:
             wait("fixes")
-        return real_lint(path, text, settings, with_fixes=with_fixes)
+        return real_lint(path, text, settings, with_fixes=with_fixes, **options)
 
     def fix_text(text, settings):
         if "# SLOW FIX" in text:

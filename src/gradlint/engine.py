@@ -84,10 +84,15 @@ def _enabled(settings: Settings) -> tuple[Rule, ...]:
     return tuple(RULES[code] for code in settings.codes if code in RULES)
 
 
-def analyse(text: str, settings: Settings | None = None) -> Analysis:
+def analyse(
+    text: str,
+    settings: Settings | None = None,
+    build: Callable[[str], cst.Module] = cst.parse_module,
+) -> Analysis:
     """Parse and analyse; raises libcst.ParserSyntaxError for invalid source.
 
-    A file is parsed only when an enabled rule's trigger words occur in it.
+    A file is parsed only when an enabled rule's trigger words occur in it; `build` makes
+    libcst's tree (see `parsing.parse_if`).
     """
     settings = settings or Settings()
     enabled = _enabled(settings)
@@ -102,7 +107,7 @@ def analyse(text: str, settings: Settings | None = None) -> Analysis:
         chosen.extend(r for r in candidates if words.matches(r.triggers))
         return bool(chosen)
 
-    module = parse_if(text, wanted)
+    module = parse_if(text, wanted, build)
     if module is None:
         return Analysis(cst.Module(body=[]), [])
     if not chosen:  # no CPython tree (a newer grammar): the text test decides
@@ -203,10 +208,14 @@ def _gradients(finding: Finding) -> Gradients:
 
 
 def lint_text(
-    path: str, text: str, settings: Settings, with_fixes: bool = False
+    path: str,
+    text: str,
+    settings: Settings,
+    with_fixes: bool = False,
+    build: Callable[[str], cst.Module] = cst.parse_module,
 ) -> list[Diagnostic]:
     started = time.monotonic()
-    analysis = analyse(text, settings)
+    analysis = analyse(text, settings, build)
     analysis.seconds = time.monotonic() - started
     diagnostics = diagnose(path, text, analysis, settings)
     return with_their_fixes(text, analysis, diagnostics, settings) if with_fixes else diagnostics

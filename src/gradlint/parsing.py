@@ -58,10 +58,15 @@ def parse(text: str) -> cst.Module:
     return module
 
 
-def parse_if(text: str, wanted: Callable[[ast.AST], bool]) -> cst.Module | None:
+def parse_if(
+    text: str,
+    wanted: Callable[[ast.AST], bool],
+    build: Callable[[str], cst.Module] = cst.parse_module,
+) -> cst.Module | None:
     """`parse(text)`, or None when `wanted`, given CPython's tree, says libcst's is not needed
     (it costs ten times as much to build). Source CPython rejects but libcst reads (a newer
-    grammar) has no CPython tree: it is parsed."""
+    grammar) has no CPython tree: it is parsed. `build` makes libcst's tree of text CPython
+    accepts (an editor's `reparse.Reparser` reuses the tree of the previous text)."""
     if len(text) > MAX_PARSED_CHARS:
         raise NotAnalysed(
             f"not analysed: larger than the {MAX_PARSED_CHARS:,} characters gradlint parses"
@@ -89,7 +94,7 @@ def parse_if(text: str, wanted: Callable[[ast.AST], bool]) -> cst.Module | None:
             f"not analysed: a dotted name of more than {MAX_DOTTED_PARTS:,} parts", line, col
         )
     try:
-        return cst.parse_module(text)
+        return build(text)
     except cst.ParserSyntaxError as error:
         # valid for CPython, not for libcst (`(x): int = 1`): not a syntax error of the user's
         match = re.search(r"error at (\d+):(\d+): ", error.message)

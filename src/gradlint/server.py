@@ -36,6 +36,7 @@ from gradlint.diagnostics import Diagnostic
 from gradlint.engine import fix_text, lint_text
 from gradlint.limits import Cancel, Cancelled, Expired, run_bounded
 from gradlint.parsing import NotAnalysed
+from gradlint.reparse import Reparser
 from gradlint.rules.catalogue import CATALOGUE
 
 if TYPE_CHECKING:
@@ -82,14 +83,18 @@ def lint_document(
     timeout: float | None = DEFAULT_TIMEOUT,
     cancel: Cancel | None = None,
     with_fixes: bool = False,
+    reparser: Reparser | None = None,
 ) -> list[Diagnostic]:
     """Findings (with their fixes if asked: checking them costs several analyses); text that
     does not parse (yet) is one GL900, never an error. Linted as the CLI lints a file: on a
     thread with a large stack, under its time limit. Raises Cancelled when `cancel` is called
-    before the lint ends."""
+    before the lint ends. `reparser`: the document's, to reuse the tree of its last text."""
+    build = reparser.parse if reparser is not None else cst.parse_module
     try:
         diagnostics = run_bounded(
-            lambda: lint_text(path, text, settings, with_fixes=with_fixes), timeout, cancel
+            lambda: lint_text(path, text, settings, with_fixes=with_fixes, build=build),
+            timeout,
+            cancel,
         )
     except Cancelled:
         raise
@@ -227,11 +232,14 @@ def lint_open_file(
     timeout: float | None = DEFAULT_TIMEOUT,
     cancel: Cancel | None = None,
     with_fixes: bool = False,
+    reparser: Reparser | None = None,
 ) -> Linted:
     """`text` linted under the settings of the nearest configuration for `path`."""
     settings = _settings_for(path)
     found = (
-        [] if settings is None else lint_document(path, text, settings, timeout, cancel, with_fixes)
+        []
+        if settings is None
+        else lint_document(path, text, settings, timeout, cancel, with_fixes, reparser)
     )
     return Linted(text, settings, found, with_fixes or settings is None)
 
@@ -266,6 +274,8 @@ class Documents:
     running: dict[str, Cancel] = field(default_factory=dict)
     fixing: dict[str, asyncio.Task[Linted | None]] = field(default_factory=dict)
     hurry: dict[str, asyncio.Event] = field(default_factory=dict)  # a code action waits
+    # the tree of each document's last text, reused for its next (see gradlint.reparse)
+    reparsers: dict[str, Reparser] = field(default_factory=dict)
 
     async def lint(self, uri: str, path: str, text: str) -> Linted:
         """The findings of `text`, found off the event loop unless it is the last text linted;
@@ -297,9 +307,11 @@ class Documents:
 
     async def _off_the_loop(self, uri: str, path: str, text: str, with_fixes: bool) -> Linted:
         cancel = self.running[uri] = Cancel()
+        reparser = self.reparsers.setdefault(uri, Reparser())
         try:
             return await off_the_loop(
-                lambda: lint_open_file(path, text, self.timeout, cancel, with_fixes), cancel
+                lambda: lint_open_file(path, text, self.timeout, cancel, with_fixes, reparser),
+                cancel,
             )
         finally:
             if self.running.get(uri) is cancel:
@@ -335,6 +347,7 @@ class Documents:
     def forget(self, uri: str) -> None:
         self.stop(uri)
         self.linted.pop(uri, None)
+        self.reparsers.pop(uri, None)
 
     def stop_all(self) -> None:
         for uri in list(self.running):

@@ -143,9 +143,7 @@ def index_module(
     repeated |= _per_batch(functions, classes, listed)
     owners = _owners(knowledge, recognizer, listed)
     function_defs = [n for n in nodes if isinstance(n, cst.FunctionDef)]
-    with_backward, with_events, steering, called = _reach(
-        functions, classes, function_defs, listed
-    )
+    with_backward, with_events, steering, called = _reach(functions, classes, function_defs, listed)
     event_names = {node.name.value for node in function_defs if id(node) in steering}
     tests = Counter(
         condition_key(test)[0]
