@@ -116,7 +116,6 @@ def index_module(
     module: cst.Module, knowledge: Knowledge, recognizer: Recognizer, listed: Listing
 ) -> ModuleIndex:
     """`listed`: every node of the module in walk order, listed once for all the scans here."""
-    nodes = listed.nodes
     functions: dict[str, cst.FunctionDef] = {}
     classes: dict[str, dict[str, cst.FunctionDef]] = {}
     enclosing: dict[int, str] = {}
@@ -134,21 +133,21 @@ def index_module(
                     if lightning and item.name.value == "training_step":
                         repeated.add(id(item))
             classes[stmt.name.value] = methods
-    for node in nodes:
+    for node in listed.of_type(cst.Call):
+        assert isinstance(node, cst.Call)
         # ignite: Engine(update_fn) calls update_fn once per batch
-        if isinstance(node, cst.Call) and last_name(node.func) == "Engine" and node.args:
+        if last_name(node.func) == "Engine" and node.args:
             handler = functions.get(dotted(node.args[0].value) or "")
             if handler is not None:
                 repeated.add(id(handler))
     repeated |= _per_batch(functions, classes, listed)
     owners = _owners(knowledge, recognizer, listed)
-    function_defs = [n for n in nodes if isinstance(n, cst.FunctionDef)]
+    function_defs = cast(list[cst.FunctionDef], listed.of_type(cst.FunctionDef))
     with_backward, with_events, steering, called = _reach(functions, classes, function_defs, listed)
     event_names = {node.name.value for node in function_defs if id(node) in steering}
     tests = Counter(
         condition_key(test)[0]
-        for node in nodes
-        if isinstance(node, cst.If)
+        for node in cast(list[cst.If], listed.of_type(cst.If))
         for test in _operands(node.test)
     )
     return ModuleIndex(
