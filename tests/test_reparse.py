@@ -15,7 +15,22 @@ from gradlint.reparse import Reparser
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCES = sorted(p for p in FIXTURES.rglob("*.py") if ".gradlint_cache" not in p.parts)[:60]
 # what typing does to a line: change a number, add or drop characters, a line, an indentation
-SNIPPETS = ["1", "0.5", "x", " ", "\n", "    ", "(", ")", ":", "# note\n", "\n\n", "pass\n", "'"]
+SNIPPETS = [
+    "1",
+    "0.5",
+    "x",
+    " ",
+    "\n",
+    "    ",
+    "(",
+    ")",
+    ":",
+    "# note\n",
+    "    # note\n",
+    "\n\n",
+    "pass\n",
+    "'",
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -53,7 +68,9 @@ def test_an_edit_inside_a_function_reuses_the_other_statements() -> None:
     second = reparser.parse(edited)
     assert reparser.reused == 1 and second.code == edited
     changed = [a is not b for a, b in zip(first.body, second.body)]
-    assert changed.count(True) == 1  # the class that holds the edit; the rest are the same nodes
+    # the class that holds the edit and the statements on either side (parsed with it, so a
+    # comment typed at the end of a block goes where a parse of the whole text puts it)
+    assert changed.count(True) == 3
 
 
 @pytest.mark.parametrize(
@@ -88,3 +105,15 @@ def test_the_language_server_lints_an_edit_with_the_reused_tree(tmp_path: Path) 
     assert reparser.reused == 1
     assert reused.findings == lint_open_file(str(path), edited).findings
     assert [d.code for d in lint_open_file(str(path), text).findings] == ["GL101"]
+
+
+def test_a_comment_typed_at_the_end_of_a_block_belongs_where_the_whole_text_puts_it() -> None:
+    text = "import torch\n\n\ndef f(x):\n    return x\n\n\ny = f(1)\nz = 2\n"
+    reparser = Reparser()
+    reparser.parse(text)
+    for comment in ("    # indented\n", "# at the margin\n"):
+        edited = text.replace("    return x\n", "    return x\n" + comment)
+        module = reparser.parse(edited)
+        assert module.code == edited and module.deep_equals(cst.parse_module(edited))
+        reparser.parse(text)
+    assert reparser.reused == 4

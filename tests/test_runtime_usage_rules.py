@@ -99,6 +99,7 @@ def test_gl101_accumulator_attribute_or_entry_requires_grad(name, accumulator):
         ("backward_in_optimize_helper", lambda ns: [ns["epoch_loss"]]),
         ("trainer_log_helper_keeps_loss", lambda ns: ns["trainer"].losses),
         ("record_helper_appends_to_given_list", lambda ns: ns["train_curve"]),
+        ("main_train_optimize_helper", lambda ns: [ns["last_epoch"]]),
     ],
 )
 def test_gl101_loss_kept_through_a_helper_keeps_its_graph(name, kept):

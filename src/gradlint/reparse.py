@@ -76,9 +76,12 @@ def _reparsed(last: Parsed, text: str) -> Parsed | None:
     last_touched = first
     while last_touched + 1 < count and offsets[last_touched + 1] < end:
         last_touched += 1
+    # with the statements around: a comment typed at the end of a block belongs to the block
+    # or leads the next statement depending on both, as in the whole text
+    first, last_touched = max(first - 1, 0), min(last_touched + 1, count - 1)
     old_from, old_to = offsets[first], offsets[last_touched + 1]
     new_text = text[old_from : old_to + len(text) - len(old)]
-    statements = _statements(new_text, last.module)
+    statements = _statements(new_text, last.module, first == 0)
     if statements is None:
         return None
     body = [*last.module.body[:first], *statements, *last.module.body[last_touched + 1 :]]
@@ -90,9 +93,10 @@ def _reparsed(last: Parsed, text: str) -> Parsed | None:
     return Parsed(text, last.module.with_changes(body=body), segments, last.header)
 
 
-def _statements(text: str, module: cst.Module) -> list[cst.BaseStatement] | None:
+def _statements(text: str, module: cst.Module, first: bool) -> list[cst.BaseStatement] | None:
     """The top-level statements of `text` parsed alone, as they stand in `module`: None unless
-    they print back to exactly `text` there."""
+    they print back to exactly `text` there. `first`: they start the module, where comments
+    before them are the module's header, not theirs."""
     if not text:
         return []
     try:
@@ -100,9 +104,11 @@ def _statements(text: str, module: cst.Module) -> list[cst.BaseStatement] | None
     except cst.ParserSyntaxError:
         return None
     statements: list[cst.BaseStatement] = list(alone.body)
-    if alone.footer or not statements:
+    if alone.footer or not statements or alone.default_indent != module.default_indent:
         return None
     lead = statements[0]
+    if alone.header and first:
+        return None
     if alone.header and isinstance(lead, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
         # comments and blank lines before the first statement lead it in the whole text
         statements[0] = lead.with_changes(leading_lines=[*alone.header, *lead.leading_lines])

@@ -6,7 +6,7 @@ import libcst as cst
 
 from gradlint.analysis.events import Names, ParamGroup, parameter_group
 from gradlint.analysis.knowledge import Knowledge
-from gradlint.analysis.syntax import children, dotted, last_name
+from gradlint.analysis.syntax import bound_here, children, dotted, last_name, walk
 
 HARMLESS_ROOTS = frozenset(
     [
@@ -194,6 +194,18 @@ def bind_groups(
             if group.models:
                 bound[name] = group
     return bound
+
+
+def rebound_parameters(function: cst.FunctionDef) -> frozenset[str]:
+    """The parameters the function binds anew (`w = w.to(device)`, `value = float(value)`,
+    `for w in ...`): from there on the name is not the caller's object. An augmented
+    assignment (`w -= lr * w.grad`) writes into the same object and does not count."""
+    names = set(parameter_names(function))
+    found: set[str] = set()
+    for node in walk(function.body):
+        if type(node) is not cst.AugAssign:
+            found |= bound_here(node) & names
+    return frozenset(found)
 
 
 def parameter_names(callee: cst.FunctionDef) -> list[str]:

@@ -222,6 +222,8 @@ def decorated_no_grad(function: cst.FunctionDef) -> bool:
     for decorator in function.decorators:
         target = decorator.decorator
         if isinstance(target, cst.Call):
+            if target.args and code_of(target.args[0].value) == "False":
+                continue  # `@torch.inference_mode(False)`
             target = target.func
         if last_name(target) in NO_GRAD_CALLS:
             return True

@@ -9,6 +9,7 @@ from typing import Any
 
 import libcst as cst
 
+from gradlint.analysis.calls import rebound_parameters
 from gradlint.analysis.events import Recognizer, Site
 from gradlint.analysis.fix_safety import GradReads
 from gradlint.analysis.graphs import relevant_names
@@ -16,7 +17,7 @@ from gradlint.analysis.knowledge import Knowledge, scan_module
 from gradlint.analysis.positions import Positions
 from gradlint.analysis.syntax import Listing, listing
 from gradlint.analysis.torch_api import Imports, callers_by_name, imports_of
-from gradlint.analysis.tracking import Tracker
+from gradlint.analysis.tracking import At, Tracker
 from gradlint.analysis.training_calls import TrainingCalls
 from gradlint.fixes import Candidate
 from gradlint.tree import Tree
@@ -86,6 +87,31 @@ class Context:
     def tree(self) -> Tree:
         """Parents, enclosing statements and loops of every node."""
         return Tree(self.module, self.listed)
+
+    @cached_property
+    def _functions(self) -> dict[int, cst.FunctionDef]:
+        return {id(n): n for n in self.listed.of_type(cst.FunctionDef)}  # type: ignore[misc]
+
+    def rebound(self, scope: int) -> frozenset[str]:
+        """The parameters the function with this id binds anew (see
+        analysis.calls.rebound_parameters): a path rule must not take them for the objects
+        a caller handed over."""
+        known = self._rebound.get(scope)
+        if known is None:
+            function = self._functions.get(scope)
+            known = rebound_parameters(function) if function is not None else frozenset()
+            self._rebound[scope] = known
+        return known
+
+    @cached_property
+    def _rebound(self) -> dict[int, frozenset[str]]:
+        return {}
+
+    def handed_over(self, at: At, name: str) -> bool:
+        """Whether `name`, as written where `at` is, is a parameter standing for the object a
+        caller handed over (bound at the call, not bound anew in the function)."""
+        head = name.split(".", 1)[0].split("[", 1)[0]
+        return head in at.names.aliases and head not in self.rebound(at.scope)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import libcst as cst
 from gradlint.analysis.accumulation import Kept, base, detaches
 from gradlint.analysis.calls import parameter_names
 from gradlint.analysis.events import Backward, Site
+from gradlint.analysis.index import MODULE
 from gradlint.analysis.syntax import assigned_targets, dotted, last_name, names_in, walk, written
 from gradlint.analysis.torch_api import backward_loss
 from gradlint.analysis.tracking import Accumulate, At, PathEvent, Report, Tracker, common
@@ -113,13 +114,22 @@ class _AccumulatedLoss(Tracker):
         return frozenset()
 
     def _key(self, at: At, name: str) -> str:
-        """How the facts know `name` where `at` is."""
+        """How the facts know `name` where `at` is: a parameter standing for the caller's
+        object by the caller's name; a local of a helper called inside the loop (not of the
+        function that runs the loop) by its name and the helper's."""
+        if self.context.handed_over(at, name):
+            return at.names.resolve(name)
         head = name.split(".", 1)[0].split("[", 1)[0]
-        if head in at.names.aliases or not at.names.via:
-            return at.names.resolve(name)  # the caller's object, or a name of the scope analysed
-        if head in ("self", "cls") or head not in self._locals_of(at.scope):
+        if not at.names.via or head in ("self", "cls") or head not in self._locals_of(at.scope):
             return name
+        if at.loops and self._loop_owner(at.loops[-1]) == at.scope:
+            return name  # the function that runs the loop: the names the facts are about
         return f"{name}@{at.scope}"
+
+    def _loop_owner(self, loop: int) -> int:
+        node = self._loops.get(loop)
+        function = self.context.tree.function(node) if node is not None else None
+        return id(function) if function is not None else MODULE
 
     def _locals_of(self, scope: int) -> frozenset[str]:
         known = self._locals.get(scope)

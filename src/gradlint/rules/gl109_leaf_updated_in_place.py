@@ -94,6 +94,9 @@ class _InPlaceLeafUpdate(Tracker):
             if group.models or group.optimizer or all(t in self.leaves for t in group.tensors):
                 return event.tensor
             return None
+        head = event.tensor.split(".", 1)[0]
+        if head in at.names.aliases and not self.context.handed_over(at, event.tensor):
+            return None  # a helper's parameter bound anew (`t = t.detach().clone()`)
         resolved = at.names.resolve(event.tensor)
         if resolved not in self.leaves:
             return None

@@ -227,6 +227,10 @@ class _RebindingMove(Tracker):
     ) -> frozenset[_Leaf]:
         held = {leaf.name: leaf for leaf in value if leaf.name in targets}
         made = None
+        written = dotted(statement.targets[0].target) if isinstance(statement, cst.Assign) else None
+        if written is not None and written.split(".")[0] in at.names.aliases:
+            # a helper's parameter bound anew: a name of the helper's, the caller's stays
+            return frozenset(leaf for leaf in value if leaf.name not in targets)
         if isinstance(statement, cst.Assign) and len(targets) == 1:
             (target,) = targets
             if isinstance(statement.value, cst.Call):
