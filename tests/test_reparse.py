@@ -117,3 +117,26 @@ def test_a_comment_typed_at_the_end_of_a_block_belongs_where_the_whole_text_puts
         assert module.code == edited and module.deep_equals(cst.parse_module(edited))
         reparser.parse(text)
     assert reparser.reused == 4
+
+
+@pytest.mark.parametrize("source", SOURCES[:30], ids=lambda p: p.name)
+def test_positions_from_the_statement_lines_are_the_whole_module_positions(source: Path) -> None:
+    """Printing only the statement that holds a node, from the line the reparser knows it
+    starts on, gives the position printing the whole module gives (after an edit too)."""
+    from gradlint.analysis.positions import Positions
+    from gradlint.analysis.syntax import listing
+    from gradlint.rules.base import Context
+
+    text = source.read_text(encoding="utf-8")
+    reparser = Reparser()
+    reparser.parse(text)
+    edited = text.replace("\n\n\n", "\n\n\n# a note between statements\n\n", 1)
+    for current in (text, edited):
+        module = reparser.parse(current)
+        lines = reparser.statement_lines(module)
+        assert lines is not None
+        context = Context(module, current, lines)
+        whole = Positions(module)
+        for node in listing(module).nodes[1:]:
+            assert context.positions.of(node) == whole.of(node), cst.Module([]).code_for_node(node)
+        assert context.positions._found is None  # every answer came from one statement

@@ -22,6 +22,7 @@ from gradlint.analysis.unit_window import unit_windows
 from gradlint.config import Settings
 from gradlint.diagnostics import Diagnostic, FileResult, Fix, input_problem
 from gradlint.parsing import NotAnalysed, parse_if, split_lines
+from gradlint.reparse import WHOLE_TEXT, Parser
 from gradlint.rules.base import Context, Gradients, Rule, Violation
 from gradlint.rules.registry import RULES
 from gradlint.source import UnreadableSource, decode, encode, keep_untouched
@@ -87,12 +88,12 @@ def _enabled(settings: Settings) -> tuple[Rule, ...]:
 def analyse(
     text: str,
     settings: Settings | None = None,
-    build: Callable[[str], cst.Module] = cst.parse_module,
+    parser: Parser = WHOLE_TEXT,
 ) -> Analysis:
     """Parse and analyse; raises libcst.ParserSyntaxError for invalid source.
 
-    A file is parsed only when an enabled rule's trigger words occur in it; `build` makes
-    libcst's tree (see `parsing.parse_if`).
+    A file is parsed only when an enabled rule's trigger words occur in it; `parser` makes
+    libcst's tree (an editor's `reparse.Reparser` reuses the tree of the previous text).
     """
     settings = settings or Settings()
     enabled = _enabled(settings)
@@ -107,7 +108,7 @@ def analyse(
         chosen.extend(r for r in candidates if words.matches(r.triggers))
         return bool(chosen)
 
-    module = parse_if(text, wanted, build)
+    module = parse_if(text, wanted, parser.parse)
     if module is None:
         return Analysis(cst.Module(body=[]), [])
     if not chosen:  # no CPython tree (a newer grammar): the text test decides
@@ -115,7 +116,7 @@ def analyse(
     gradients = [r.gradients for r in chosen if r.gradients is not None]
     followers = [r for r in chosen if r.tracker is not None]
     checks = [r for r in chosen if r.check is not None]
-    context = Context(module, text)
+    context = Context(module, text, parser.statement_lines(module))
     findings: list[Finding] = []
     unanalysed: list[tuple[int, int, str]] = []
     with context.listed.active():
@@ -212,10 +213,10 @@ def lint_text(
     text: str,
     settings: Settings,
     with_fixes: bool = False,
-    build: Callable[[str], cst.Module] = cst.parse_module,
+    parser: Parser = WHOLE_TEXT,
 ) -> list[Diagnostic]:
     started = time.monotonic()
-    analysis = analyse(text, settings, build)
+    analysis = analyse(text, settings, parser)
     analysis.seconds = time.monotonic() - started
     diagnostics = diagnose(path, text, analysis, settings)
     return with_their_fixes(text, analysis, diagnostics, settings) if with_fixes else diagnostics

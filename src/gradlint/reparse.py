@@ -12,6 +12,7 @@ longer parses alone, text that prints differently) falls back to a parse of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import libcst as cst
 
@@ -26,9 +27,34 @@ class Parsed:
     header: int  # characters before the first statement (comments, blank lines)
 
 
+class Parser(Protocol):
+    """What the engine asks of whatever makes libcst's trees."""
+
+    def parse(self, text: str) -> cst.Module: ...
+
+    def statement_lines(self, module: cst.Module) -> list[int] | None:
+        """The line each of `module`'s top-level statements starts on, if known cheaply."""
+        ...
+
+
+class WholeText:
+    """Parses every text whole (the command line's way); knows no statement lines."""
+
+    def parse(self, text: str) -> cst.Module:
+        return cst.parse_module(text)
+
+    def statement_lines(self, module: cst.Module) -> list[int] | None:
+        return None
+
+
+WHOLE_TEXT = WholeText()
+
+
 class Reparser:
     """Parses the successive texts of one document; `parse` is a drop-in for
-    `libcst.parse_module` (it raises what that raises)."""
+    `libcst.parse_module` (it raises what that raises), and `statement_lines` says where the
+    top-level statements of the tree it last gave start (so positions print only the
+    statements findings are in)."""
 
     def __init__(self) -> None:
         self.last: Parsed | None = None
@@ -43,6 +69,22 @@ class Reparser:
             self.reused += 1
         self.last = parsed
         return parsed.module
+
+    def statement_lines(self, module: cst.Module) -> list[int] | None:
+        last = self.last
+        if last is None or last.module is not module or last.header < 0:
+            return None
+        line = 1 + _line_breaks(last.text[: last.header])
+        lines = []
+        for segment in last.segments:
+            lines.append(line)
+            line += _line_breaks(segment)
+        return lines
+
+
+def _line_breaks(text: str) -> int:
+    """How many lines `text` ends, as Python counts them (`\r\n`, `\r` and `\n`)."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
 def _parsed(text: str, module: cst.Module) -> Parsed:

@@ -36,7 +36,7 @@ from gradlint.diagnostics import Diagnostic
 from gradlint.engine import fix_text, lint_text
 from gradlint.limits import Cancel, Cancelled, Expired, run_bounded
 from gradlint.parsing import NotAnalysed
-from gradlint.reparse import Reparser
+from gradlint.reparse import WHOLE_TEXT, Reparser
 from gradlint.rules.catalogue import CATALOGUE
 
 if TYPE_CHECKING:
@@ -89,10 +89,10 @@ def lint_document(
     does not parse (yet) is one GL900, never an error. Linted as the CLI lints a file: on a
     thread with a large stack, under its time limit. Raises Cancelled when `cancel` is called
     before the lint ends. `reparser`: the document's, to reuse the tree of its last text."""
-    build = reparser.parse if reparser is not None else cst.parse_module
+    parser = reparser if reparser is not None else WHOLE_TEXT
     try:
         diagnostics = run_bounded(
-            lambda: lint_text(path, text, settings, with_fixes=with_fixes, build=build),
+            lambda: lint_text(path, text, settings, with_fixes=with_fixes, parser=parser),
             timeout,
             cancel,
         )

@@ -12,7 +12,7 @@ both tested.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import libcst as cst
@@ -22,16 +22,48 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 class Positions:
     """Line (from 1) and column (from 0) where nodes start, computed for the whole module on
-    first use only: clean files never pay for it."""
+    first use only: clean files never pay for it.
 
-    def __init__(self, module: cst.Module):
+    Given the line each top-level statement starts on (`lines`, known to an editor's
+    `reparse.Reparser`) and a way to tell which statement holds a node (`statement_of`: its
+    index in `module.body`, or None), only the statements asked about are printed."""
+
+    def __init__(
+        self,
+        module: cst.Module,
+        lines: Sequence[int] | None = None,
+        statement_of: Callable[[cst.CSTNode], int | None] | None = None,
+    ):
         self.module = module
         self._found: dict[cst.CSTNode, tuple[int, int]] | None = None
+        self._lines = lines if lines is not None and statement_of is not None else None
+        self._statement_of = statement_of
+        self._printed: dict[cst.CSTNode, tuple[int, int]] = {}
+        self._done: set[int] = set()
 
     def of(self, node: cst.CSTNode) -> tuple[int, int]:
+        if self._found is None and self._lines is not None and self._statement_of is not None:
+            index = self._statement_of(node)
+            if index is not None:
+                if index not in self._done:
+                    self._done.add(index)
+                    self._printed.update(_statement_starts(self.module, index, self._lines[index]))
+                found = self._printed.get(node)
+                if found is not None:
+                    return found
         if self._found is None:
             self._found = starts(self.module)
         return self._found.get(node, (0, 0))
+
+
+def _statement_starts(
+    module: cst.Module, index: int, line: int
+) -> dict[cst.CSTNode, tuple[int, int]]:
+    """Where the nodes of `module.body[index]`, which starts on `line`, start."""
+    state = _Starts(module)
+    state.line = line
+    module.body[index]._codegen(state)
+    return state.starts
 
 
 def starts(module: cst.Module) -> dict[cst.CSTNode, tuple[int, int]]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -27,9 +28,11 @@ from gradlint.triggers import Trigger
 class Context:
     """One parsed file as the checks see it; the costly parts are computed on first use only."""
 
-    def __init__(self, module: cst.Module, text: str):
+    def __init__(self, module: cst.Module, text: str, lines: Sequence[int] | None = None):
+        """`lines`: the line each top-level statement starts on, when the parser knows it."""
         self.module = module
         self.text = text
+        self.lines = lines
 
     @cached_property
     def listed(self) -> Listing:
@@ -43,7 +46,26 @@ class Context:
 
     @cached_property
     def positions(self) -> Positions:
-        return Positions(self.module)
+        if self.lines is None:
+            return Positions(self.module)
+        return Positions(self.module, self.lines, self._statement_of)
+
+    def _statement_of(self, node: cst.CSTNode) -> int | None:
+        """The index in `module.body` of the top-level statement that holds `node`."""
+        listed = self.listed
+        at = listed.index.get(id(node))
+        if at is None:
+            return None
+        starts = self._statement_starts
+        index = bisect_right(starts, at) - 1
+        if index < 0 or at >= listed.ends[starts[index]]:
+            return None
+        return index
+
+    @cached_property
+    def _statement_starts(self) -> list[int]:
+        """The listing index of each top-level statement, in order."""
+        return [self.listed.index[id(statement)] for statement in self.module.body]
 
     @cached_property
     def knowledge(self) -> Knowledge:
