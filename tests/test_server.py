@@ -608,4 +608,4 @@ def test_the_time_limit_is_an_option_as_for_check(tmp_path: Path) -> None:
 
     _run(scenario)
     result = CliRunner().invoke(main, ["server", "--timeout", "nan"])
-    assert result.exit_code == 2 and "not nan" in result.output
+    assert result.exit_code == 2 and "not nan" in result.stderr
