@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.analysis.events import Names, ParamGroup, parameter_group
+from gradlint.analysis.events import Names, ParamGroup, written_group
 from gradlint.analysis.knowledge import Knowledge
-from gradlint.analysis.syntax import bound_here, children, dotted, last_name, walk
+from gradlint.analysis.syntax import (
+    assigned_targets,
+    bound_here,
+    children,
+    dotted,
+    last_name,
+    walk,
+)
 
 HARMLESS_ROOTS = frozenset(
     [
@@ -169,9 +176,6 @@ def bind_arguments(callee: cst.FunctionDef, call: cst.Call, names: Names) -> dic
     return aliases
 
 
-_PARAMETERS = frozenset({"parameters", "named_parameters"})
-
-
 def bind_groups(
     callee: cst.FunctionDef, call: cst.Call, names: Names, knowledge: Knowledge
 ) -> dict[str, ParamGroup]:
@@ -185,15 +189,21 @@ def bind_groups(
     given += [(a.keyword.value, a.value) for a in call.args if a.keyword is not None]
     bound: dict[str, ParamGroup] = {}
     for name, value in given:
-        if isinstance(value, (cst.List, cst.Tuple)):
-            items = [dotted(e.value) for e in value.elements]
-            if items and all(items):
-                bound[name] = ParamGroup(tensors=tuple(names.resolve(i) for i in items if i))
-        elif isinstance(value, cst.Call) and last_name(value.func) in _PARAMETERS:
-            group = parameter_group(value, knowledge, names)
-            if group.models:
-                bound[name] = group
+        group = written_group(value, knowledge, names)
+        if group is not None and (group.models or group.tensors):
+            bound[name] = group
     return bound
+
+
+def local_names(function: cst.FunctionDef) -> set[str]:
+    """The plain names a function binds (not those it declares global or nonlocal)."""
+    shared = {
+        name.name.value
+        for node in walk(function.body)
+        if isinstance(node, (cst.Global, cst.Nonlocal))
+        for name in node.names
+    }
+    return {n for n in assigned_targets(function.body) if "." not in n} - shared
 
 
 def rebound_parameters(function: cst.FunctionDef) -> frozenset[str]:

@@ -296,6 +296,23 @@ def _zero_argument(call: cst.Call) -> bool:
     return bool(call.args) and code_of(call.args[0].value) in ("0", "0.0", "0.")
 
 
+def written_group(
+    value: cst.BaseExpression, knowledge: Knowledge, names: Names
+) -> ParamGroup | None:
+    """The parameters `value` spells out: `model.parameters()` (or `named_parameters()`), or a
+    list or tuple of names (`[w, b]`)."""
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        if value.func.attr.value in ("parameters", "named_parameters"):
+            receiver = dotted(value.func.value)
+            if receiver is not None:
+                return ParamGroup(models=(knowledge.model(strip_wrapper(names.resolve(receiver))),))
+    if isinstance(value, (cst.List, cst.Tuple)):
+        items = tuple(dotted(e.value) for e in value.elements)
+        if all(items):
+            return ParamGroup(tensors=tuple(names.resolve(i) for i in items if i))
+    return None
+
+
 def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: Names) -> ParamGroup:
     """What `for p in <iterable>` ranges over, when it ranges over parameters."""
     if isinstance(iterable, cst.Subscript):
@@ -303,15 +320,9 @@ def parameter_group(iterable: cst.BaseExpression, knowledge: Knowledge, names: N
         resolved = names.resolve(collection) if collection is not None else ""
         if resolved.endswith(_GROUPS):  # `group["params"]` of a loop over `opt.param_groups`
             return ParamGroup(optimizer=resolved[: -len(_GROUPS)])
-    if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
-        if iterable.func.attr.value in ("parameters", "named_parameters"):
-            receiver = dotted(iterable.func.value)
-            if receiver is not None:
-                return ParamGroup(models=(knowledge.model(strip_wrapper(names.resolve(receiver))),))
-    if isinstance(iterable, (cst.List, cst.Tuple)):
-        items = tuple(dotted(e.value) for e in iterable.elements)
-        if all(items):
-            return ParamGroup(tensors=tuple(names.resolve(i) for i in items if i))
+    written = written_group(iterable, knowledge, names)
+    if written is not None:
+        return written
     text = dotted(iterable)
     if text is not None and text in names.groups:
         return names.groups[text]

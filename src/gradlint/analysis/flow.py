@@ -28,6 +28,7 @@ from gradlint.analysis.calls import (
     constructs,
     handed_over,
     literal_arguments,
+    local_names,
     parameter_names,
 )
 from gradlint.analysis.conditions import (
@@ -781,13 +782,8 @@ class Flow:
                     states = self._events([event], states, ctx)
                 for known in extra:  # a clip, an unscale_, a scheduler step, a kept value
                     states = self._tell(states, ctx, known)
-                if event is None:
-                    callee = self._resolve(call, ctx)
-                    if callee is not None:
-                        states = self._inline(callee, call, states, ctx)
-                    else:
-                        states = self._opaque(call, states, ctx, tell=False)
-                continue
+                if event is not None:
+                    continue
             if event is not None:
                 if isinstance(event, Update) and event.closure is not None:
                     once = self._events([event], self._closure(event.closure, states, ctx), ctx)
@@ -802,8 +798,8 @@ class Flow:
             callee = self._resolve(call, ctx)
             if callee is not None:
                 states = self._inline(callee, call, states, ctx)
-            else:
-                states = self._opaque(call, states, ctx)
+            else:  # the trackers already know a call that made events of theirs
+                states = self._opaque(call, states, ctx, tell=not extra)
         return states
 
     def _closure(self, closure: cst.BaseExpression, states: set[State], ctx: Frame) -> set[State]:
@@ -1046,14 +1042,7 @@ class Flow:
         """The plain names a function binds (not those it declares global or nonlocal)."""
         found = self._locals_cache.get(id(callee))
         if found is None:
-            shared = {
-                name.name.value
-                for node in walk(callee.body)
-                if isinstance(node, (cst.Global, cst.Nonlocal))
-                for name in node.names
-            }
-            bound = {n for n in assigned_targets(callee.body) if "." not in n}
-            found = self._locals_cache[id(callee)] = bound - shared
+            found = self._locals_cache[id(callee)] = local_names(callee)
         return found
 
     def _opaque(

@@ -111,7 +111,8 @@ class Context:
         return Tree(self.module, self.listed)
 
     @cached_property
-    def _functions(self) -> dict[int, cst.FunctionDef]:
+    def functions(self) -> dict[int, cst.FunctionDef]:
+        """The module's functions and methods, by id (the path analysis' `At.scope`)."""
         return {id(n): n for n in self.listed.of_type(cst.FunctionDef)}  # type: ignore[misc]
 
     def rebound(self, scope: int) -> frozenset[str]:
@@ -120,7 +121,7 @@ class Context:
         a caller handed over."""
         known = self._rebound.get(scope)
         if known is None:
-            function = self._functions.get(scope)
+            function = self.functions.get(scope)
             known = rebound_parameters(function) if function is not None else frozenset()
             self._rebound[scope] = known
         return known

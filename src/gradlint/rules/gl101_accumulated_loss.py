@@ -9,10 +9,10 @@ from typing import Union
 import libcst as cst
 
 from gradlint.analysis.accumulation import Kept, base, detaches
-from gradlint.analysis.calls import parameter_names
+from gradlint.analysis.calls import local_names, parameter_names
 from gradlint.analysis.events import Backward, Site
 from gradlint.analysis.index import MODULE
-from gradlint.analysis.syntax import assigned_targets, dotted, last_name, names_in, walk, written
+from gradlint.analysis.syntax import dotted, last_name, names_in, walk, written
 from gradlint.analysis.torch_api import backward_loss
 from gradlint.analysis.tracking import Accumulate, At, PathEvent, Report, Tracker, common
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
@@ -102,11 +102,6 @@ class _AccumulatedLoss(Tracker):
         self.context = context
         self._losses: dict[tuple[int, str], frozenset[str]] = {}
         self._loops = {id(n): n for n in context.listed.of_type(cst.For, cst.While)}
-        self._functions = {
-            id(n): n
-            for n in context.listed.of_type(cst.FunctionDef)
-            if isinstance(n, cst.FunctionDef)
-        }
         self._locals: dict[int, frozenset[str]] = {}
         self._candidates = _loss_names(context)
 
@@ -134,11 +129,10 @@ class _AccumulatedLoss(Tracker):
     def _locals_of(self, scope: int) -> frozenset[str]:
         known = self._locals.get(scope)
         if known is None:
-            function = self._functions.get(scope)
+            function = self.context.functions.get(scope)
             known = frozenset()
             if function is not None:
-                bound = {n for n in assigned_targets(function.body) if "." not in n}
-                known = frozenset(bound | set(parameter_names(function)))
+                known = frozenset(local_names(function) | set(parameter_names(function)))
             self._locals[scope] = known
         return known
 

@@ -173,13 +173,7 @@ def _made_leaf(value: cst.Call) -> tuple[cst.Call, str, list[cst.Call], int] | N
     `torch.randn(3).requires_grad_()...`): the factory call, its name, the method calls
     chained on it (outermost first) and the index among them of `.requires_grad_()` (their
     number when the factory is given `requires_grad=True`)."""
-    chain: list[cst.Call] = []  # outermost first
-    node: cst.BaseExpression = value
-    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-        if (dotted(node.func) or "").startswith("torch."):
-            break
-        chain.append(node)
-        node = node.func.value
+    node, chain = _method_chain(value)
     if not isinstance(node, cst.Call):
         return None
     factory = _factory_name(node)
@@ -193,6 +187,20 @@ def _made_leaf(value: cst.Call) -> tuple[cst.Call, str, list[cst.Call], int] | N
             return None
         requires_grad_at = found[0]
     return node, factory, chain, requires_grad_at
+
+
+def _method_chain(value: cst.Call) -> tuple[cst.BaseExpression, list[cst.Call]]:
+    """What `value`'s chain of method calls starts from, and the calls, outermost first:
+    `w`, [`.double()`, `.to(device)`] of `w.to(device).double()`; a `torch.*` call starts a
+    chain (`torch.randn(3)`, not `torch` with `.randn(3)`)."""
+    chain: list[cst.Call] = []
+    node: cst.BaseExpression = value
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if (dotted(node.func) or "").startswith("torch."):
+            break
+        chain.append(node)
+        node = node.func.value
+    return node, chain
 
 
 def _moves(calls: list[cst.Call]) -> list[Conversion]:
@@ -267,11 +275,7 @@ def _rebinding_move(value: cst.Call, leaf: _Leaf | None, at: At) -> Conversion |
     from the leaf `w` holds: its first conversion."""
     if leaf is None:
         return None
-    chain: list[cst.Call] = []
-    node: cst.BaseExpression = value
-    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-        chain.append(node)
-        node = node.func.value
+    node, chain = _method_chain(value)
     if at.names.resolve(dotted(node) or "") != leaf.name:
         return None
     moves = _moves(list(reversed(chain)))
