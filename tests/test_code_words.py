@@ -9,9 +9,10 @@ import pytest
 from conftest import fixtures
 
 from gradlint import engine
+from gradlint.analysis.index import REACHES_BACKWARD
 from gradlint.config import Settings
 from gradlint.rules.registry import RULES
-from gradlint.triggers import code_words, matches
+from gradlint.triggers import code_words, matches, words_of
 
 DOCS_ONLY = '''"""Callbacks run after `loss.backward()` and before `optimizer.step()`."""
 
@@ -45,6 +46,11 @@ def words(source: str):  # type: ignore[no-untyped-def]
         ("def f(requires_grad): pass", "requires_grad", True),
         ("s = 'requires_grad'", "requires_grad", False),
         ("# requires_grad", "requires_grad", False),
+        ("torch.zeros(2, requires_grad=True)", "requires_grad=True", True),
+        ("torch.zeros(2, requires_grad=False)", "requires_grad=True", False),
+        ("p.requires_grad = True", "requires_grad=True", False),  # a keyword argument only
+        ("import torch.autograd.backward", ".backward", True),  # an attribute for libcst
+        ("from torch.autograd import backward", ".backward", False),
     ],
 )
 def test_a_word_counts_in_code_only(source: str, trigger: str, found: bool) -> None:
@@ -75,5 +81,60 @@ def test_every_fixture_with_findings_passes_the_code_test() -> None:
             if rule.check is None and rule.tracker is None and rule.gradients is None:
                 continue  # judged from comments or from the input (GL800, GL9xx)
             assert code_words(tree).matches(rule.triggers), (fixture.path.name, code)
+            assert rule.precheck is None or rule.precheck(tree), (fixture.path.name, code)
             checked += 1
     assert checked > 100
+
+
+def test_a_rule_of_the_path_analysis_alone_needs_a_backward_in_every_trigger() -> None:
+    """The analysis explores only scopes that reach a backward: a file without one is not
+    parsed for these rules (their triggers say so), whatever else it holds."""
+    for rule in RULES.values():
+        if rule.tracker is None or rule.check is not None:
+            continue
+        for trigger in rule.triggers:
+            items = words_of(trigger)
+            assert REACHES_BACKWARD in items or "backward(" in items, (rule.code, trigger)
+    # GL109's in-place update of a parameter, in a module that never calls backward
+    source = "for p in model.parameters():\n    p.grad.add_(1)\n    p.add_(1)\n"
+    assert not words(source).matches(RULES["GL109"].triggers)
+    assert words(source + "loss.backward()\n").matches(RULES["GL109"].triggers)
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("w = torch.randn(3, requires_grad=True).to(device)", True),
+        ("w = torch.randn(3).requires_grad_().cuda()", True),
+        ("w = torch.randn(3, requires_grad=flag).to(device)", False),  # not given True
+        ("w = torch.randn(3, requires_grad=True)", False),  # not converted
+        ("w = nn.Parameter(x.to(device), requires_grad=True)", False),  # not a torch factory
+        ("p.requires_grad = True\nx = x.to(device)\ny = torch.zeros(3)", False),
+    ],
+)
+def test_items_of_a_trigger_may_be_alternatives(source: str, found: bool) -> None:
+    """GL110's trigger: one of the torch factories, grad turned on by `requires_grad=True` or
+    `.requires_grad_()`, one of the conversions; the text test is looser (any spelling)."""
+    assert words(source).matches(RULES["GL110"].triggers) is found
+    assert matches(source, RULES["GL110"].triggers) or not found
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("for p in model.parameters():\n    p.data.sub_(lr * p.grad)", True),
+        ("w.data -= lr * w.grad", True),
+        ("w.data[0] = 1", True),
+        ("def _init_weights(m):\n    m.weight.data.normal_(0, 0.02)", False),  # initialising
+        ("def init_grads(m):\n    m.weight.grad.data.zero_()", True),  # a gradient: always
+        ("p.data = p.data.half()", False),  # rebinds the tensor: not reported
+        ("print(loss.data.item())", False),  # a read, but no backward: not a loss
+        ("loss.backward()\nprint(loss.data.item())", True),
+        ("x = p.data.clone()", False),
+        ("loader = torch.utils.data.DataLoader(ds)", False),
+    ],
+)
+def test_gl108_precheck(source: str, found: bool) -> None:
+    """GL108's condition on CPython's tree: a `.data` it could report."""
+    precheck = RULES["GL108"].precheck
+    assert precheck is not None and precheck(ast.parse(source)) is found

@@ -105,7 +105,11 @@ def analyse(
 
     def wanted(tree: ast.AST) -> bool:
         words = code_words(tree)
-        chosen.extend(r for r in candidates if words.matches(r.triggers))
+        chosen.extend(
+            r
+            for r in candidates
+            if words.matches(r.triggers) and (r.precheck is None or r.precheck(tree))
+        )
         return bool(chosen)
 
     module = parse_if(text, wanted, parser.parse)

@@ -1,9 +1,11 @@
 """The cheap tests that decide whether a file is parsed at all: does it contain a rule's words?
 
 A rule declares triggers; a file can hold a finding of the rule only if one trigger matches.
-A trigger is a word, or a tuple of words that must all occur. A word ending in `(` stands for a
-call: `backward(` also matches `backward (`. Plain substring tests keep this at the speed of
-reading the file; no libcst here, so the flake8 plugin can use it too.
+A trigger is a word, or a tuple of items that must all occur; an item is a word or a tuple of
+alternative words, one of which must occur. A word ending in `(` stands for a call:
+`backward(` also matches `backward (`. A word `name=True` stands for a keyword argument given
+`True`. Plain substring tests keep this at the speed of reading the file; no libcst here, so
+the flake8 plugin can use it too.
 
 A file whose words occur only in strings, docstrings and comments (a callback's docs that say
 "called after `loss.backward()`") passes the text test; `CodeWords` tests the same words
@@ -16,31 +18,37 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Union
 
-Trigger = Union[str, tuple[str, ...]]
+Item = Union[str, tuple[str, ...]]  # a word, or words one of which must occur
+Trigger = Union[str, tuple[Item, ...]]
+_TRUE_KEYWORD = "=True"
 
 
 def matches(text: str, triggers: Iterable[Trigger]) -> bool:
-    return any(_all_words(text, words_of(t)) for t in triggers)
+    return any(_all_items(words_of(t), lambda word: _in_text(text, word)) for t in triggers)
 
 
-def words_of(trigger: Trigger) -> tuple[str, ...]:
-    """The words that must all occur for `trigger` to match."""
+def words_of(trigger: Trigger) -> tuple[Item, ...]:
+    """The items that must all occur for `trigger` to match."""
     return (trigger,) if isinstance(trigger, str) else trigger
 
 
-def _all_words(text: str, words: tuple[str, ...]) -> bool:
-    for word in words:
-        if word.endswith("("):
-            stem = word[:-1]
-            if stem not in text or _call(stem).search(text) is None:
-                return False
-        elif word not in text:
-            return False
-    return True
+def _all_items(items: tuple[Item, ...], has: Callable[[str], bool]) -> bool:
+    return all(
+        has(item) if isinstance(item, str) else any(has(word) for word in item) for item in items
+    )
+
+
+def _in_text(text: str, word: str) -> bool:
+    if word.endswith("("):
+        stem = word[:-1]
+        return stem in text and _call(stem).search(text) is not None
+    if word.endswith(_TRUE_KEYWORD):  # `requires_grad = True` too
+        return word[: -len(_TRUE_KEYWORD)] in text and "True" in text
+    return word in text
 
 
 @functools.cache
@@ -57,14 +65,14 @@ def triggered(text: str, codes: tuple[str, ...]) -> bool:
     def has(word: str) -> bool:
         known = found.get(word)
         if known is None:
-            known = found[word] = _all_words(text, (word,))
+            known = found[word] = _in_text(text, word)
         return known
 
-    return any(all(has(word) for word in trigger) for trigger in _triggers_of(codes))
+    return any(_all_items(trigger, has) for trigger in _triggers_of(codes))
 
 
 @functools.cache
-def _triggers_of(codes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+def _triggers_of(codes: tuple[str, ...]) -> tuple[tuple[Item, ...], ...]:
     """These rules' triggers, each as a tuple of words, without repeats."""
     from gradlint.rules.catalogue import CATALOGUE
 
@@ -81,15 +89,18 @@ class CodeWords:
     identifiers: frozenset[str]  # names, attributes, keywords, parameters, imports, definitions
     attributes: frozenset[str]  # the names after a dot
     calls: frozenset[str]  # what is called, dotted (`loss.backward`; `?` for a part not a name)
+    true_keywords: frozenset[str] = frozenset()  # keyword arguments given `True`
 
     def matches(self, triggers: Iterable[Trigger]) -> bool:
         """The text test of `matches`, with each word looked for in code only."""
-        return any(all(self._has(word) for word in words_of(t)) for t in triggers)
+        return any(_all_items(words_of(t), self._has) for t in triggers)
 
     def _has(self, word: str) -> bool:
         if word.endswith("("):  # a call of something whose text ends so
             stem = word[:-1]
             return any(call.endswith(stem) for call in self.calls)
+        if word.endswith(_TRUE_KEYWORD):
+            return word[: -len(_TRUE_KEYWORD)] in self.true_keywords
         if word.startswith("."):  # an attribute that starts so
             rest = word[1:]
             return any(name.startswith(rest) for name in self.attributes)
@@ -103,6 +114,7 @@ def code_words(tree: ast.AST) -> CodeWords:
     identifiers: set[str] = set()
     attributes: set[str] = set()
     calls: set[str] = set()
+    true_keywords: set[str] = set()
     stack = [tree]
     while stack:
         node = stack.pop()
@@ -114,25 +126,43 @@ def code_words(tree: ast.AST) -> CodeWords:
             attributes.add(node.attr)  # type: ignore[attr-defined]
         elif kind is ast.Call:
             calls.add(_callee(node.func))  # type: ignore[attr-defined]
-        elif kind is ast.keyword or kind is ast.arg:
+        elif kind is ast.keyword:
             identifiers.add(node.arg or "")  # type: ignore[attr-defined]
+            value = node.value  # type: ignore[attr-defined]
+            if type(value) is ast.Constant and value.value is True:
+                true_keywords.add(node.arg or "")  # type: ignore[attr-defined]
+        elif kind is ast.arg:
+            identifiers.add(node.arg)  # type: ignore[attr-defined]
         elif kind is ast.alias:
-            identifiers.update(node.name.split("."))  # type: ignore[attr-defined]
+            _dotted_words(node.name, identifiers, attributes)  # type: ignore[attr-defined]
             identifiers.add(node.asname or "")  # type: ignore[attr-defined]
         elif kind in _DEFINITIONS:
             identifiers.add(node.name)  # type: ignore[attr-defined]
         elif kind is ast.ImportFrom:
-            identifiers.update((node.module or "").split("."))  # type: ignore[attr-defined]
+            _dotted_words(node.module or "", identifiers, attributes)  # type: ignore[attr-defined]
         for field in node._fields:
             value = getattr(node, field, None)
             if type(value) is list:
                 stack.extend(item for item in value if isinstance(item, ast.AST))
             elif isinstance(value, ast.AST):
                 stack.append(value)
-    return CodeWords(frozenset(identifiers | attributes), frozenset(attributes), frozenset(calls))
+    return CodeWords(
+        frozenset(identifiers | attributes),
+        frozenset(attributes),
+        frozenset(calls),
+        frozenset(true_keywords),
+    )
 
 
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+
+
+def _dotted_words(name: str, identifiers: set[str], attributes: set[str]) -> None:
+    """The words of an imported `a.b.c`: each an identifier, those after a dot attributes too
+    (libcst's tree holds them as attributes)."""
+    parts = name.split(".")
+    identifiers.update(parts)
+    attributes.update(parts[1:])
 
 
 def _callee(func: ast.expr) -> str:

@@ -103,6 +103,9 @@ class ModuleIndex:
 
 MODULE = 0
 _BACKWARD_WORDS = frozenset({"backward", "manual_backward"})
+# the path analysis explores only scopes that reach one of these attributes: a rule whose
+# findings come from it alone needs one of them in every trigger (any of them, as trigger words)
+REACHES_BACKWARD: tuple[str, ...] = tuple(f".{word}" for word in sorted(_BACKWARD_WORDS))
 # clipping, unscaling and mode switches matter to the order rules: a helper that only clips
 # or only switches a model to evaluation is followed too
 _TRAINING_WORDS = frozenset({"clip_grad_norm_", "clip_grad_value_", "unscale_", "eval", "train"})

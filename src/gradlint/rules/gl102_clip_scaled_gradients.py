@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import libcst as cst
 
 from gradlint.analysis.events import Site, Update
+from gradlint.analysis.index import REACHES_BACKWARD
 from gradlint.analysis.syntax import code_of, dotted, written
 from gradlint.analysis.torch_api import scaler_stepped
 from gradlint.analysis.tracking import (
@@ -137,7 +138,7 @@ RULE = Rule(
     name="clip-scaled-gradients",
     summary="Gradient clipping with a GradScaler but without `scaler.unscale_(optimizer)` first",
     fixable=True,
-    triggers=(("clip_grad", "scale("),),
+    triggers=(("clip_grad", "scale(", REACHES_BACKWARD),),
     tracker=_ScaledClips,
     docs="""## What it does
 Finds `clip_grad_norm_` / `clip_grad_value_` (torch.nn.utils, under any import spelling)

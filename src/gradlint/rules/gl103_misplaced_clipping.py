@@ -9,6 +9,7 @@ import libcst as cst
 
 from gradlint.analysis.events import Backward, Reset, Site, Update
 from gradlint.analysis.fix_safety import depends_on_data
+from gradlint.analysis.index import REACHES_BACKWARD
 from gradlint.analysis.syntax import code_of
 from gradlint.analysis.tracking import (
     At,
@@ -297,7 +298,7 @@ RULE = Rule(
     name="misplaced-clipping",
     summary="Gradient clipping outside the window between the last backward and the update",
     fixable=True,
-    triggers=("clip_grad",),
+    triggers=(("clip_grad", REACHES_BACKWARD),),
     tracker=_Clipping,
     docs=DOCS,
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gradlint.analysis.events import Site, Update
-from gradlint.analysis.index import MODULE
+from gradlint.analysis.index import MODULE, REACHES_BACKWARD
 from gradlint.analysis.syntax import dotted, last_name, written
 from gradlint.analysis.tracking import (
     At,
@@ -239,7 +239,7 @@ RULE = Rule(
     name="scheduler-before-optimizer",
     summary="`lr_scheduler.step()` before `optimizer.step()` in the same iteration",
     fixable=True,
-    triggers=(("schedule", "step("),),
+    triggers=(("schedule", "step(", REACHES_BACKWARD),),
     docs=DOCS,
     tracker=_SchedulerFirst,
 )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Union
+from typing import Union, cast
 
 import libcst as cst
 
@@ -157,6 +158,50 @@ def check(context: Context) -> Iterator[Violation]:
         yield _violation(context, use, wrappable, spelling)
 
 
+def precheck(tree: ast.AST) -> bool:
+    """Whether CPython's tree of a module holds a `.data` this rule may report, before libcst
+    parses it: a write through `.data` (an update method, an assignment to it or into it)
+    outside initialisation, any write through `x.grad.data`, or a read through `.data` in a
+    module that calls a backward (only a backwarded loss's reads are reported)."""
+    reads = backward = False
+    stack: list[tuple[ast.AST, ast.AST | None, str | None]] = [(tree, None, None)]
+    while stack:
+        node, parent, function = stack.pop()
+        kind = type(node)
+        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+            function = node.name  # type: ignore[attr-defined]
+        elif kind is ast.Attribute:
+            attribute = cast(ast.Attribute, node)
+            backward = backward or attribute.attr == "backward"
+            if attribute.attr == "data" and _names_only(attribute.value):
+                use = _use_through(attribute, parent)
+                grad = type(attribute.value) is ast.Attribute and attribute.value.attr == "grad"
+                if use == "write" and (grad or not _initialiser(function)):
+                    return True
+                reads = reads or use == "read"
+        stack.extend((child, node, function) for child in ast.iter_child_nodes(node))
+    return reads and backward
+
+
+def _names_only(node: ast.expr) -> bool:
+    """`a.b.c`: what `dotted` reads in libcst's tree."""
+    while type(node) is ast.Attribute:
+        node = node.value  # type: ignore[attr-defined]
+    return type(node) is ast.Name
+
+
+def _use_through(data: ast.Attribute, parent: ast.AST | None) -> str | None:
+    """How `x.data` is used, as `_classify` tells it apart: "write", "read" (of a loss, if
+    it is one) or None."""
+    if type(parent) is ast.Attribute:
+        method = parent.attr  # type: ignore[attr-defined]
+        return "write" if _is_update_method(method) else "read" if method in _LOSS_READS else None
+    if type(parent) is ast.Subscript:
+        return "write" if type(parent.ctx) is ast.Store else "read"  # type: ignore[attr-defined]
+    # `p.data += ...`; `p.data = other` rebinds the tensor and is not reported (`_rebinds`)
+    return "write" if type(parent) is ast.AugAssign else None
+
+
 class _Since:
     """`requires grad since line N`, with N looked up only if a finding says it: positions cost
     as much as printing the module."""
@@ -294,9 +339,12 @@ def _initialising(node: cst.CSTNode, tree: Tree) -> bool:
     no graph waiting for a backward."""
     for ancestor in tree.ancestors(node):
         if isinstance(ancestor, cst.FunctionDef):
-            name = ancestor.name.value
-            return name == "reset_parameters" or "init" in name.lower()
+            return _initialiser(ancestor.name.value)
     return False
+
+
+def _initialiser(function: str | None) -> bool:
+    return function is not None and (function == "reset_parameters" or "init" in function.lower())
 
 
 def _rebinds(small: cst.BaseSmallStatement | None, data: cst.Attribute) -> bool:
@@ -585,4 +633,5 @@ RULE = Rule(
     triggers=tuple((".data", evidence) for evidence in _TRACKED_WORDS),
     docs=DOCS,
     check=check,
+    precheck=precheck,
 )

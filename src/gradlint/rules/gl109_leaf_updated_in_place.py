@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
+from gradlint.analysis.index import REACHES_BACKWARD
 from gradlint.analysis.syntax import Listing, dotted, names_in
 from gradlint.analysis.torch_api import makes_leaf, torch_no_grad_spelling
 from gradlint.analysis.tracking import At, InPlace, PathEvent, Report, Tracker
@@ -195,7 +196,11 @@ RULE = Rule(
     name="leaf-updated-in-place",
     summary="An in-place update of a leaf tensor that requires grad, outside `torch.no_grad()`",
     fixable=True,
-    triggers=(("requires_grad", "backward("), ("Parameter", "backward("), ("parameters(", ".grad")),
+    triggers=(
+        (REACHES_BACKWARD, "requires_grad"),
+        (REACHES_BACKWARD, "Parameter"),
+        (REACHES_BACKWARD, "parameters(", ".grad"),
+    ),
     docs=DOCS,
     tracker=_InPlaceLeafUpdate,
 )

@@ -458,15 +458,21 @@ def _source(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 
 
-# the conversions a finding needs in the text, besides `requires_grad`
+# what a finding needs in the code: a torch factory, grad turned on by its keyword or by
+# `.requires_grad_()`, and a conversion (`_conversion`'s methods)
 _MOVES = ("to", "cuda", "cpu", "type", *_DTYPE_METHODS)
+_TRIGGER = (
+    tuple(f"torch.{factory}(" for factory in sorted(_FACTORIES)),
+    ("requires_grad=True", "requires_grad_("),
+    tuple(f".{method}(" for method in _MOVES),
+)
 
 RULE = Rule(
     code=CODE,
     name="moved-leaf",
     summary="A tensor made with `requires_grad=True` is moved or cast, and its name holds the copy",
     fixable=True,
-    triggers=tuple(("requires_grad", f".{method}(") for method in _MOVES),
+    triggers=(_TRIGGER,),
     docs=DOCS,
     check=check,
     tracker=_RebindingMove,

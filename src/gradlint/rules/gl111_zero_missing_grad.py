@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gradlint.analysis.events import Backward, Reset, Site
+from gradlint.analysis.index import REACHES_BACKWARD
 from gradlint.analysis.syntax import dotted, last_name, walk
 from gradlint.analysis.torch_api import from_torch, makes_leaf
 from gradlint.analysis.tracking import At, Opaque, PathEvent, Report, Tracker, common
@@ -242,7 +243,7 @@ RULE = Rule(
     name="zero-missing-grad",
     summary="`x.grad.zero_()` before any backward has populated `x.grad`: AttributeError on None",
     fixable=True,
-    triggers=("grad.zero_(", "grad.data.zero_("),
+    triggers=((REACHES_BACKWARD, ("grad.zero_(", "grad.data.zero_(")),),
     docs=DOCS,
     tracker=_ZeroMissing,
 )
