@@ -49,7 +49,7 @@ def words(source: str):  # type: ignore[no-untyped-def]
         ("torch.zeros(2, requires_grad=True)", "requires_grad=True", True),
         ("torch.zeros(2, requires_grad=False)", "requires_grad=True", False),
         ("p.requires_grad = True", "requires_grad=True", False),  # a keyword argument only
-        ("import torch.autograd.backward", ".backward", True),  # an attribute for libcst
+        ("import torch.autograd.backward", ".backward", False),  # a module's path: no attribute
         ("from torch.autograd import backward", ".backward", False),
     ],
 )
@@ -117,6 +117,25 @@ def test_items_of_a_trigger_may_be_alternatives(source: str, found: bool) -> Non
     `.requires_grad_()`, one of the conversions; the text test is looser (any spelling)."""
     assert words(source).matches(RULES["GL110"].triggers) is found
     assert matches(source, RULES["GL110"].triggers) or not found
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("w = torch.randn(3, requires_grad=True).to(device)", True),
+        ("w = torch.randn(3, requires_grad=True)\nw = w.cuda()", True),  # rebound later
+        ("w = torch.randn(3).float().requires_grad_().to(device)", True),
+        ("w = torch.randn(3).requires_grad_(True).to(device)", True),
+        ("model.requires_grad_(False)\nx = torch.zeros(3).to(device)", False),
+        ("w = torch.randn(3).requires_grad_(False).to(device)", False),
+        ("scale = nn.Parameter(torch.ones(4), requires_grad=True).to(device)", False),
+        ("w = x.new_zeros(3, requires_grad=True).to(device)", False),  # not a torch factory
+    ],
+)
+def test_gl110_precheck(source: str, found: bool) -> None:
+    """GL110's condition on CPython's tree: a torch factory made to require grad."""
+    precheck = RULES["GL110"].precheck
+    assert precheck is not None and precheck(ast.parse(source)) is found
 
 
 @pytest.mark.parametrize(

@@ -134,12 +134,12 @@ def code_words(tree: ast.AST) -> CodeWords:
         elif kind is ast.arg:
             identifiers.add(node.arg)  # type: ignore[attr-defined]
         elif kind is ast.alias:
-            _dotted_words(node.name, identifiers, attributes)  # type: ignore[attr-defined]
+            identifiers.update(node.name.split("."))  # type: ignore[attr-defined]
             identifiers.add(node.asname or "")  # type: ignore[attr-defined]
         elif kind in _DEFINITIONS:
             identifiers.add(node.name)  # type: ignore[attr-defined]
         elif kind is ast.ImportFrom:
-            _dotted_words(node.module or "", identifiers, attributes)  # type: ignore[attr-defined]
+            identifiers.update((node.module or "").split("."))  # type: ignore[attr-defined]
         for field in node._fields:
             value = getattr(node, field, None)
             if type(value) is list:
@@ -155,14 +155,6 @@ def code_words(tree: ast.AST) -> CodeWords:
 
 
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
-
-
-def _dotted_words(name: str, identifiers: set[str], attributes: set[str]) -> None:
-    """The words of an imported `a.b.c`: each an identifier, those after a dot attributes too
-    (libcst's tree holds them as attributes)."""
-    parts = name.split(".")
-    identifiers.update(parts)
-    attributes.update(parts[1:])
 
 
 def _callee(func: ast.expr) -> str:

@@ -348,6 +348,9 @@ def _reach(
 
     # (end of subtree, function scope, class name) of what encloses the current node
     enclosing: list[tuple[int, int, str | None]] = [(len(nodes.nodes), MODULE, None)]
+    # the end of the current import: its dotted module names (`import a.backward`) are not
+    # mentions of an event (and not words of code for `triggers.code_words`)
+    import_end = 0
     for index, node in enumerate(cast(list[Any], nodes.nodes)):  # kinds tested by type()
         while enclosing[-1][0] <= index:
             enclosing.pop()
@@ -357,7 +360,9 @@ def _reach(
             enclosing.append((nodes.ends[index], id(node), cls))
         elif kind is cst.ClassDef:
             enclosing.append((nodes.ends[index], scope, node.name.value))
-        elif kind is cst.Attribute and node.attr.value in _EVENT_WORDS:
+        elif kind is cst.Import or kind is cst.ImportFrom:
+            import_end = nodes.ends[index]
+        elif kind is cst.Attribute and node.attr.value in _EVENT_WORDS and index >= import_end:
             words.setdefault(scope, set()).add(node.attr.value)
         elif (
             kind is cst.Name and node.value in _TRAINING_WORDS

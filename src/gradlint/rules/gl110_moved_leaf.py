@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import libcst as cst
 
@@ -187,6 +189,43 @@ def _made_leaf(value: cst.Call) -> tuple[cst.Call, str, list[cst.Call], int] | N
             return None
         requires_grad_at = found[0]
     return node, factory, chain, requires_grad_at
+
+
+def precheck(tree: ast.AST) -> bool:
+    """Whether CPython's tree of a module makes a leaf as `_made_leaf` reads it, before libcst
+    parses it: a torch factory given `requires_grad=True`, or `.requires_grad_()` (or with
+    `True`) on a chain of method calls that starts from one."""
+    for node in ast.walk(tree):
+        if type(node) is not ast.Call:
+            continue
+        call = cast(ast.Call, node)
+        if _torch_factory(call):
+            if any(k.arg == "requires_grad" and _true(k.value) for k in call.keywords):
+                return True
+        elif type(call.func) is ast.Attribute and call.func.attr == "requires_grad_":
+            given = [*call.args, *(k.value for k in call.keywords)]
+            if given and not _true(given[0]):
+                continue
+            chained = call.func.value
+            while type(chained) is ast.Call and type(chained.func) is ast.Attribute:
+                if _torch_factory(chained):
+                    return True
+                chained = chained.func.value
+    return False
+
+
+def _torch_factory(call: ast.Call) -> bool:
+    func = call.func
+    return (
+        type(func) is ast.Attribute
+        and func.attr in _FACTORIES
+        and type(func.value) is ast.Name
+        and func.value.id == "torch"
+    )
+
+
+def _true(value: ast.expr) -> bool:
+    return type(value) is ast.Constant and value.value is True
 
 
 def _method_chain(value: cst.Call) -> tuple[cst.BaseExpression, list[cst.Call]]:
@@ -476,4 +515,5 @@ RULE = Rule(
     docs=DOCS,
     check=check,
     tracker=_RebindingMove,
+    precheck=precheck,
 )
