@@ -155,7 +155,7 @@ def analyse(
 
 def _unanalysed(flow: Flow, context: Context) -> list[tuple[int, int, str]]:
     """(line, col, message) of each scope the path analysis gave up on."""
-    functions = {id(n): n for n in context.listed.nodes if isinstance(n, cst.FunctionDef)}
+    functions = context.functions
     out = []
     for scope, why in flow.abandoned:
         node = functions.get(scope)

@@ -51,9 +51,14 @@ def detaches(value: cst.BaseExpression) -> bool:
     return False
 
 
+_KEEPING = frozenset({cst.AugAssign, cst.Assign, cst.Call})
+
+
 def kept_by(node: cst.CSTNode) -> Kept | None:
     """`acc += v`, `acc = acc + v` (or `v + acc`), `acc.append(v)`; `acc` may be an attribute
     or an entry (`stats["loss"]`)."""
+    if type(node) not in _KEEPING:  # asked of every node of some scans: no ABC checks first
+        return None
     if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
         target = _target(node.target)
         return Kept(target, node.value, "add") if target is not None else None

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
+from typing import cast
 
 import libcst as cst
 
@@ -206,9 +207,9 @@ class Flow:
         if MODULE in self.index.with_backward:
             self._scope(self.module.body, Frame())
         functions = [
-            node
-            for node in self.listed.nodes
-            if isinstance(node, cst.FunctionDef) and id(node) in self.index.with_backward
+            cast(cst.FunctionDef, node)
+            for node in self.listed.of_type(cst.FunctionDef)
+            if id(node) in self.index.with_backward
         ]
         called = self.index.called - self.index.repeated
         for node in [f for f in functions if id(f) not in called]:

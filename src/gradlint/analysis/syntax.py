@@ -113,20 +113,24 @@ def written(node: cst.CSTNode) -> str:
 
 
 def dotted(node: cst.CSTNode) -> str | None:
-    """`a.b.c` for a chain of names and attributes, else None."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted(node.value)
-        return None if base is None else f"{base}.{node.attr.value}"
+    """`a.b.c` for a chain of names and attributes, else None. (`type() is`: both classes
+    are final, and `isinstance` on a libcst class is an ABC check; this runs for most nodes.)"""
+    kind = type(node)
+    if kind is cst.Name:
+        return cast(cst.Name, node).value
+    if kind is cst.Attribute:
+        attribute = cast(cst.Attribute, node)
+        base = dotted(attribute.value)
+        return None if base is None else f"{base}.{attribute.attr.value}"
     return None
 
 
 def last_name(node: cst.CSTNode) -> str | None:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return node.attr.value
+    kind = type(node)
+    if kind is cst.Name:
+        return cast(cst.Name, node).value
+    if kind is cst.Attribute:
+        return cast(cst.Attribute, node).attr.value
     return None
 
 

@@ -157,7 +157,8 @@ def _functions_with_backward(context: Context) -> set[str]:
     for node in context.listed.of_type(cst.FunctionDef):
         assert isinstance(node, cst.FunctionDef)
         if any(
-            isinstance(n, cst.Call) and last_name(n.func) in BACKWARD_FUNCTIONS for n in walk(node)
+            type(n) is cst.Call and last_name(n.func) in BACKWARD_FUNCTIONS  # type: ignore[attr-defined]
+            for n in walk(node)
         ):
             found.add(node.name.value)
     return found
