@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -70,32 +71,53 @@ def lint_files(
     tasks: Sequence[Task], options: Options, done: Callable[[], None] | None = None
 ) -> list[FileResult]:
     """One result per task, in order; `done()` is called as each file is finished (for a
-    progress indicator)."""
+    progress indicator).
+
+    The files are read largest first, and each that needs analysis goes to a worker as soon as
+    it is read: the workers start on the largest files while the rest are still being read (a
+    large file started last would leave the other workers idle while it alone runs)."""
     done = done or _nothing
     results: list[FileResult | None] = [None] * len(tasks)
-    pending: list[tuple[int, Task, bytes, str | None]] = []
-    for index, task in enumerate(tasks):
-        finished, data = _without_analysis(task, options)
-        if finished is not None:
-            results[index] = finished
-            done()
-            continue
-        key = None
-        if options.cache is not None and not options.fix:
-            mode = "with-fixes" if options.with_fixes else "findings"
-            key = options.cache.key(task.path, data, task.settings, mode)
-            cached = options.cache.get(key, task.path)
-            if cached is not None:
-                results[index] = _kept(FileResult(task.path, cached, _text(task.path, data)))
-                done()
-                continue
-        pending.append((index, task, data, key))
-    for (index, task, data, key), result in zip(pending, _run(pending, options, done)):
+    waiting: dict[int, tuple[bytes, str | None]] = {}  # index -> the bytes analysed, cache key
+
+    def finished(index: int, result: FileResult) -> None:
+        data, key = waiting.pop(index)
+        task = tasks[index]
         result = _written(result, data, task.settings, options)
         results[index] = _kept(result)
         if key is not None and options.cache is not None and _cacheable(result):
             options.cache.put(key, result.diagnostics)
+        done()
+
+    analyses = _Analyses(options, finished)
+    try:
+        for index in sorted(range(len(tasks)), key=lambda i: _size(tasks[i].path), reverse=True):
+            task = tasks[index]
+            result, data = _without_analysis(task, options)
+            key = None
+            if result is None and options.cache is not None and not options.fix:
+                mode = "with-fixes" if options.with_fixes else "findings"
+                key = options.cache.key(task.path, data, task.settings, mode)
+                cached = options.cache.get(key, task.path)
+                if cached is not None:
+                    result = _kept(FileResult(task.path, cached, _text(task.path, data)))
+            if result is not None:
+                results[index] = result
+                done()
+                continue
+            waiting[index] = (data, key)
+            analyses.submit(index, (task.path, data, task.settings, options))
+        analyses.wait()
+    finally:
+        analyses.close()
     return [r for r in results if r is not None]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # reported when it is read
+        return 0
 
 
 def _without_analysis(task: Task, options: Options) -> tuple[FileResult | None, bytes]:
@@ -127,30 +149,16 @@ def _nothing() -> None:
     pass
 
 
-def _run(
-    pending: list[tuple[int, Task, bytes, str | None]],
-    options: Options,
-    done: Callable[[], None] = _nothing,
-) -> list[FileResult]:
-    work = [(task.path, data, task.settings, options) for _, task, data, _ in pending]
-    if not work:
-        return []
-    # imported here, before any worker is forked, so workers start with it: a run whose files
-    # are all cached or free of training code never loads libcst and the analysis
-    import gradlint.engine  # noqa: F401
-
-    if options.jobs <= 1 and options.timeout is None:
-        results = []
-        for item in work:
-            results.append(_lint_one(*item))
-            done()
-        return results
-    return _Workers(min(options.jobs, len(work)), options.timeout).run(work, done)
-
-
 def lint_data(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
     """One source that is not a file (standard input), under the same limits as files."""
-    return _run([(0, Task(path, settings), data, None)], options)[0]
+    found: list[FileResult] = []
+    analyses = _Analyses(options, lambda _, result: found.append(result))
+    try:
+        analyses.submit(0, (path, data, settings, options))
+        analyses.wait()
+    finally:
+        analyses.close()
+    return found[0]
 
 
 Work = tuple[str, bytes, Settings, Options]
@@ -159,59 +167,84 @@ Work = tuple[str, bytes, Settings, Options]
 GRACE_SECONDS = 5.0
 
 
-class _Workers:
-    """Worker processes that lint one file at a time each, so that a file whose worker dies or
-    hangs costs only that file: a worker past its time limit is killed and replaced."""
+class _Analyses:
+    """The files submitted, each analysed in a worker process as soon as one is free (in this
+    process with one job and no time limit); `finished(index, result)` is called for each,
+    here, in the order they end. Workers start with the first file that needs one: a run
+    whose files are all cached or free of training code never loads libcst and the analysis.
 
-    def __init__(self, count: int, timeout: float | None):
-        self.count = count
-        self.deadline = None if timeout is None else timeout + GRACE_SECONDS
-        method = "fork" if sys.platform == "linux" else None
-        self.context = multiprocessing.get_context(method)
+    A worker lints one file at a time, so that a file whose worker dies or hangs costs only
+    that file: a worker past its time limit is killed and replaced."""
 
-    def run(self, work: list[Work], done: Callable[[], None] = _nothing) -> list[FileResult]:
-        results: list[FileResult | None] = [None] * len(work)
-        # the largest files first (popped from the end): a large file started last would leave
-        # the other workers idle while it alone runs
-        todo = sorted(range(len(work)), key=lambda index: len(work[index][1]))
-        idle: list[_Worker] = []
-        busy: dict[Connection, tuple[_Worker, int, float]] = {}
-        try:
-            while todo or busy:
-                while todo and len(busy) < self.count:
-                    others = [w.conn for w in idle] + [w.conn for w, _, _ in busy.values()]
-                    worker = idle.pop() if idle else _Worker(self.context, others)
-                    index = todo.pop()
-                    worker.conn.send(work[index])
-                    busy[worker.conn] = (worker, index, time.monotonic())
-                for ready in wait(list(busy), timeout=self._wait_time(busy)):
-                    conn = cast(Connection, ready)
-                    worker, index, _ = busy.pop(conn)
-                    done()
-                    try:
-                        results[index], retiring = conn.recv()
-                        if retiring:  # its analysis thread is stuck in native code
-                            worker.stop()
-                        else:
-                            idle.append(worker)
-                    except (EOFError, OSError):
-                        worker.stop()
-                        results[index] = _died(work[index][0])
-                for conn, (worker, index, started) in list(busy.items()):
-                    if self.deadline is not None and time.monotonic() - started > self.deadline:
-                        del busy[conn]
-                        worker.stop()
-                        results[index] = _timed_out(work[index][0], work[index][3].timeout)
-                        done()
-        finally:
-            for worker in idle + [w for w, _, _ in busy.values()]:
+    def __init__(self, options: Options, finished: Callable[[int, FileResult], None]):
+        self.finished = finished
+        self.in_process = options.jobs <= 1 and options.timeout is None
+        self.count = max(1, options.jobs)
+        self.deadline = None if options.timeout is None else options.timeout + GRACE_SECONDS
+        self.todo: deque[tuple[int, Work]] = deque()
+        self.idle: list[_Worker] = []
+        self.busy: dict[Connection, tuple[_Worker, int, Work, float]] = {}
+        self.context: Any = None
+
+    def submit(self, index: int, work: Work) -> None:
+        if self.in_process:
+            self.finished(index, _lint_one(*work))
+            return
+        self.todo.append((index, work))
+        self._collect(block=False)
+
+    def wait(self) -> None:
+        """Until every file submitted is finished."""
+        while self.todo or self.busy:
+            self._collect(block=True)
+
+    def close(self) -> None:
+        for worker in self.idle + [w for w, _, _, _ in self.busy.values()]:
+            worker.stop()
+        self.idle, self.busy = [], {}
+
+    def _collect(self, block: bool) -> None:
+        """Start what can start, then take the results that are in (with `block`, waiting for
+        at least one, or for the first time limit to pass)."""
+        while self.todo and len(self.busy) < self.count:
+            index, work = self.todo.popleft()
+            worker = self.idle.pop() if self.idle else self._new_worker()
+            worker.conn.send(work)
+            self.busy[worker.conn] = (worker, index, work, time.monotonic())
+        if not self.busy:
+            return
+        for ready in wait(list(self.busy), timeout=self._wait_time() if block else 0):
+            conn = cast(Connection, ready)
+            worker, index, work, _ = self.busy.pop(conn)
+            try:
+                result, retiring = conn.recv()
+                if retiring:  # its analysis thread is stuck in native code
+                    worker.stop()
+                else:
+                    self.idle.append(worker)
+            except (EOFError, OSError):
                 worker.stop()
-        return [r for r in results if r is not None]
+                result = _died(work[0])
+            self.finished(index, result)
+        for conn, (worker, index, work, started) in list(self.busy.items()):
+            if self.deadline is not None and time.monotonic() - started > self.deadline:
+                del self.busy[conn]
+                worker.stop()
+                self.finished(index, _timed_out(work[0], work[3].timeout))
 
-    def _wait_time(self, busy: dict[Connection, tuple[_Worker, int, float]]) -> float | None:
+    def _new_worker(self) -> _Worker:
+        if self.context is None:
+            # imported before the first worker is forked, so that workers start with it
+            import gradlint.engine  # noqa: F401
+
+            self.context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+        others = [w.conn for w in self.idle] + [w.conn for w, _, _, _ in self.busy.values()]
+        return _Worker(self.context, others)
+
+    def _wait_time(self) -> float | None:
         if self.deadline is None:
             return None
-        first = min(started for _, _, started in busy.values())
+        first = min(started for _, _, _, started in self.busy.values())
         return max(0.0, first + self.deadline - time.monotonic()) + 0.01
 
 
