@@ -144,7 +144,7 @@ def code_words(tree: ast.AST) -> CodeWords:
             value = getattr(node, field, None)
             if type(value) is list:
                 stack.extend(item for item in value if isinstance(item, ast.AST))
-            elif isinstance(value, ast.AST):
+            elif isinstance(value, ast.AST) and value._fields:  # not a Load, an operator...
                 stack.append(value)
     return CodeWords(
         frozenset(identifiers | attributes),

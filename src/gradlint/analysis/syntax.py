@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,8 +35,7 @@ def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """
     names = _CHILD_FIELDS.get(type(node))
     if names is None:
-        names = tuple(f.name for f in dataclasses.fields(node))
-        _CHILD_FIELDS[type(node)] = names
+        names = _CHILD_FIELDS[type(node)] = _content_fields(type(node))
     out: list[cst.CSTNode] = []
     for name in names:
         value = getattr(node, name)
@@ -44,9 +44,32 @@ def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
             kind = _kind(type(value))
         if kind == _NODE:
             out.append(value)
-        elif kind == _SEQUENCE:
+        elif kind == _SEQUENCE and value:
             out.extend(item for item in value if _KIND.get(type(item)) == _NODE or _is_node(item))
     return out
+
+
+def _content_fields(node_type: type) -> tuple[str, ...]:
+    """The fields of a node class whose declared type admits a node other than formatting:
+    two thirds of libcst's fields (`whitespace_after`, `lpar`, `comma`...) never do, and are
+    not read at all."""
+    fields = dataclasses.fields(node_type)
+    try:
+        hints = typing.get_type_hints(node_type)
+    except Exception:  # noqa: BLE001 -- an annotation that does not resolve: read every field
+        return tuple(f.name for f in fields)
+    return tuple(f.name for f in fields if _admits_content(hints.get(f.name, object)))
+
+
+def _admits_content(annotation: object) -> bool:
+    if typing.get_origin(annotation) is typing.Literal:
+        return False
+    arguments = typing.get_args(annotation)
+    if arguments:  # Sequence[...], Union[...], Optional[...]
+        return any(_admits_content(argument) for argument in arguments)
+    if not isinstance(annotation, type):
+        return True  # not understood: read it
+    return issubclass(annotation, cst.CSTNode) and not issubclass(annotation, FORMATTING)
 
 
 _OTHER, _NODE, _SEQUENCE = 0, 1, 2

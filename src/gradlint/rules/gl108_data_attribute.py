@@ -179,7 +179,12 @@ def precheck(tree: ast.AST) -> bool:
                 if use == "write" and (grad or not _initialiser(function)):
                     return True
                 reads = reads or use == "read"
-        stack.extend((child, node, function) for child in ast.iter_child_nodes(node))
+        for field in node._fields:  # ast.iter_child_nodes, without its generator's cost
+            value = getattr(node, field, None)
+            if type(value) is list:
+                stack.extend((item, node, function) for item in value if isinstance(item, ast.AST))
+            elif isinstance(value, ast.AST) and value._fields:  # not a Load or Store
+                stack.append((value, node, function))
     return reads and backward
 
 
