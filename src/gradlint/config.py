@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from gradlint.discover import DEFAULT_EXCLUDE, DEFAULT_EXCLUSION, PathGlobs
@@ -45,6 +45,11 @@ def select_codes(codes: list[str], select: Sequence[str], ignore: Sequence[str])
     return [c for c in codes if longest(c, select) > longest(c, ignore)]
 
 
+@functools.cache
+def _chosen_codes(select: tuple[str, ...], ignore: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(select_codes(list(CATALOGUE), select, ignore))
+
+
 class ConfigError(Exception):
     """A configuration gradlint cannot use; the message names the file and the key."""
 
@@ -60,11 +65,11 @@ class Settings:
     def enabled(self, code: str) -> bool:
         return bool(select_codes([code], self.select, self.ignore))
 
-    @cached_property
+    @property
     def codes(self) -> tuple[str, ...]:
-        """Every rule code these settings report (asked for every file of a run: computed once;
-        the dataclass compares and hashes its fields only)."""
-        return tuple(select_codes(list(CATALOGUE), self.select, self.ignore))
+        """Every rule code these settings report (asked for every file of a run, whose
+        settings are each their own object: computed once per choice of codes)."""
+        return _chosen_codes(self.select, self.ignore)
 
 
 @dataclass(frozen=True)
