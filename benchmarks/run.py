@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if "worst" in parts:
         slow, analysed = worst_files.find([corpora[n] for n in names], args.repeat)
         worst_files.report(slow, analysed, args.repeat)
-        found += worst_files.targets(slow)
+        found += worst_files.targets(slow, analysed)
     if "lsp" in parts:
         seconds, how = lsp_latency()
         shown = "-" if seconds is None else f"{1000 * seconds:.0f} ms"
