@@ -4,6 +4,7 @@ for libcst to parse the file. The text test (`triggers.matches`) stays the first
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
 from conftest import fixtures
@@ -157,3 +158,24 @@ def test_gl108_precheck(source: str, found: bool) -> None:
     """GL108's condition on CPython's tree: a `.data` it could report."""
     precheck = RULES["GL108"].precheck
     assert precheck is not None and precheck(ast.parse(source)) is found
+
+
+SPELLINGS = sorted((Path(__file__).parent / "data" / "unusual_spellings").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SPELLINGS, ids=lambda path: path.stem)
+def test_the_cheap_tests_let_every_finding_through(path: Path) -> None:
+    """Valid but unusual spellings (`loss. backward()`, `(loss.backward)()`, a name continued
+    over lines, `torch. ones(...)`) and leaves the trigger words once missed (`Variable(x,
+    True)`, an optimizer's `param_groups`, a scheduler named `sched`, `model.train(False)`):
+    the file is still analysed and the rule named by the file reports."""
+    code = path.stem.split("_", 1)[0]
+    analysis = engine.analyse(path.read_text(), Settings())
+    found = {engine.code_of_finding(f) for f in analysis.findings}
+    found |= {v.code for v in analysis.violations}
+    assert code in found
+
+
+def test_unusual_spellings_cover_the_rules_with_cheap_tests() -> None:
+    codes = {path.stem.split("_", 1)[0] for path in SPELLINGS}
+    assert {"GL102", "GL103", "GL104", "GL108", "GL109", "GL110", "GL111", "GL113"} <= codes

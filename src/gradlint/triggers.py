@@ -43,17 +43,34 @@ def _all_items(items: tuple[Item, ...], has: Callable[[str], bool]) -> bool:
 
 
 def _in_text(text: str, word: str) -> bool:
-    if word.endswith("("):
-        stem = word[:-1]
-        return stem in text and _call(stem).search(text) is not None
+    """Whether `word` may occur in the code of `text`: a necessary condition, so Python's
+    spellings count (`loss. backward()`, `(loss.backward)()`, a dotted name over lines)."""
     if word.endswith(_TRUE_KEYWORD):  # `requires_grad = True` too
         return word[: -len(_TRUE_KEYWORD)] in text and "True" in text
-    return word in text
+    if "." not in word and not word.endswith("("):
+        return word in text
+    parts, pattern = _spelling(word)
+    return all(part in text for part in parts) and pattern.search(text) is not None
+
+
+# what may stand between the parts of a dotted name, and between a callee and its `(`: white
+# space, a line continuation, a comment (inside brackets: it ends at its line's end, so each
+# text has one way to match, however many `#` it holds)
+_GAP = r"(?:\s|\\|#[^\n]*\n)*"
 
 
 @functools.cache
-def _call(stem: str) -> re.Pattern[str]:
-    return re.compile(re.escape(stem) + r"\s*\(")
+def _spelling(word: str) -> tuple[tuple[str, ...], re.Pattern[str]]:
+    """The names in `word` (each must occur) and a pattern of every way to write it."""
+    call = word.endswith("(")
+    stem = word[:-1] if call else word
+    names = stem.lstrip(".").split(".")
+    pattern = (_GAP + r"\." + _GAP).join(re.escape(name) for name in names)
+    if stem.startswith("."):  # an attribute
+        pattern = r"\." + _GAP + pattern
+    if call:  # `(loss.backward)()` too
+        pattern += r"(?:\s|\\|#[^\n]*\n|\))*\("
+    return tuple(names), re.compile(pattern)
 
 
 def triggered(text: str, codes: tuple[str, ...]) -> bool:

@@ -239,7 +239,7 @@ RULE = Rule(
     name="scheduler-before-optimizer",
     summary="`lr_scheduler.step()` before `optimizer.step()` in the same iteration",
     fixable=True,
-    triggers=(("schedule", "step(", REACHES_BACKWARD),),
+    triggers=(("sched", "step(", REACHES_BACKWARD),),  # `sched`, `scheduler`, `lr_schedule`
     docs=DOCS,
     tracker=_SchedulerFirst,
 )

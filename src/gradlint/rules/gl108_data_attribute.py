@@ -628,7 +628,15 @@ def _wrap(
 
 
 # what makes a tensor tracked (see the docs); a finding needs `.data` and one of them in the text
-_TRACKED_WORDS = ("backward(", "requires_grad", "Parameter", "parameters(", ".grad")
+_TRACKED_WORDS = (
+    "backward(",
+    "requires_grad",
+    "Parameter",
+    "Variable",
+    "parameters(",
+    "param_groups",
+    ".grad",
+)
 
 RULE = Rule(
     code=CODE,

@@ -196,10 +196,12 @@ RULE = Rule(
     name="leaf-updated-in-place",
     summary="An in-place update of a leaf tensor that requires grad, outside `torch.no_grad()`",
     fixable=True,
+    # a backward, and a leaf: made to require grad, a parameter, or of a parameter group
     triggers=(
-        (REACHES_BACKWARD, "requires_grad"),
-        (REACHES_BACKWARD, "Parameter"),
-        (REACHES_BACKWARD, "parameters(", ".grad"),
+        (
+            REACHES_BACKWARD,
+            ("requires_grad", "Parameter", "Variable", "parameters(", "param_groups"),
+        ),
     ),
     docs=DOCS,
     tracker=_InPlaceLeafUpdate,

@@ -9,7 +9,7 @@ from typing import cast
 
 import libcst as cst
 
-from gradlint.analysis.syntax import argument, code_of, dotted, walk
+from gradlint.analysis.syntax import argument, code_of, dotted
 from gradlint.analysis.tracking import At, Report, Tracker, common
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 
@@ -135,7 +135,7 @@ class Conversion:
 
 
 def check(context: Context) -> Iterator[Violation]:
-    for node in walk(context.module):
+    for node in context.listed.of_type(cst.Assign, cst.AnnAssign):
         if isinstance(node, cst.Assign) and len(node.targets) == 1:
             target: cst.BaseExpression = node.targets[0].target
         elif isinstance(node, cst.AnnAssign) and node.value is not None:

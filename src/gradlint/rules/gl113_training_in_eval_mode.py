@@ -202,7 +202,8 @@ RULE = Rule(
     name="training-in-eval-mode",
     summary="`model.eval()` reaches a training step with no `model.train()` between",
     fixable=True,
-    triggers=(("eval(", "backward("),),  # a training step needs a backward in view
+    # a training step needs a backward in view; `model.train(False)` switches to eval mode too
+    triggers=((("eval(", "train("), "backward("),),
     docs=DOCS,
     tracker=_EvalModeTraining,
 )

@@ -1,0 +1,3 @@
+import torch
+class Cfg:
+    w = torch.ones(3, requires_grad=True).cuda()

@@ -1,0 +1,3 @@
+import torch
+device = "cuda"
+w = torch.randn(3).requires_grad_(requires_grad=True).to(device)
