@@ -591,6 +591,15 @@ def test_finding_span_past_the_end_is_empty() -> None:
     assert finding_span("x = (\n", 9) == (5, 5)
 
 
+LOOPS = """
+def train_more(model, optimizer, loader):
+    for x, y in loader:
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+"""
+
+
 def test_the_time_limit_is_an_option_as_for_check(tmp_path: Path) -> None:
     """`gradlint server --timeout S` bounds each lint as `check --timeout S` bounds a file: a
     lint past it is one GL902 naming the limit; the default lints the same text in full."""
@@ -600,7 +609,9 @@ def test_the_time_limit_is_an_option_as_for_check(tmp_path: Path) -> None:
         await session.start(
             types.ClientCapabilities(), "-m", "gradlint", "server", "--timeout", "1e-9"
         )
-        session.open(uri, BUGGY)
+        # long enough that its analysis outlasts a thread switch (a lint that ends before the
+        # waiting thread runs again is not past the limit)
+        session.open(uri, BUGGY + LOOPS * 200)
         (diagnostic,) = await session.diagnostics(uri, 1)
         assert diagnostic.code == "GL902"
         assert "1e-09 s time limit" in diagnostic.message

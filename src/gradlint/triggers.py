@@ -49,6 +49,8 @@ def _in_text(text: str, word: str) -> bool:
         return word[: -len(_TRUE_KEYWORD)] in text and "True" in text
     if "." not in word and not word.endswith("("):
         return word in text
+    if word in text:  # as most code spells it
+        return True
     parts, pattern = _spelling(word)
     return all(part in text for part in parts) and pattern.search(text) is not None
 

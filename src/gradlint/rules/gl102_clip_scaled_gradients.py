@@ -138,7 +138,7 @@ RULE = Rule(
     name="clip-scaled-gradients",
     summary="Gradient clipping with a GradScaler but without `scaler.unscale_(optimizer)` first",
     fixable=True,
-    triggers=(("clip_grad", "scale(", REACHES_BACKWARD),),
+    triggers=((REACHES_BACKWARD, "clip_grad", "scale("),),
     tracker=_ScaledClips,
     docs="""## What it does
 Finds `clip_grad_norm_` / `clip_grad_value_` (torch.nn.utils, under any import spelling)

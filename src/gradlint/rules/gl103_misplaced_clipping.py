@@ -298,7 +298,7 @@ RULE = Rule(
     name="misplaced-clipping",
     summary="Gradient clipping outside the window between the last backward and the update",
     fixable=True,
-    triggers=(("clip_grad", REACHES_BACKWARD),),
+    triggers=((REACHES_BACKWARD, "clip_grad"),),
     tracker=_Clipping,
     docs=DOCS,
 )

@@ -239,7 +239,7 @@ RULE = Rule(
     name="scheduler-before-optimizer",
     summary="`lr_scheduler.step()` before `optimizer.step()` in the same iteration",
     fixable=True,
-    triggers=(("sched", "step(", REACHES_BACKWARD),),  # `sched`, `scheduler`, `lr_schedule`
+    triggers=((REACHES_BACKWARD, "sched", "step("),),  # `sched`, `scheduler`, `lr_schedule`
     docs=DOCS,
     tracker=_SchedulerFirst,
 )

@@ -203,7 +203,7 @@ RULE = Rule(
     summary="`model.eval()` reaches a training step with no `model.train()` between",
     fixable=True,
     # a training step needs a backward in view; `model.train(False)` switches to eval mode too
-    triggers=((("eval(", "train("), "backward("),),
+    triggers=(("backward(", ("eval(", "train(")),),
     docs=DOCS,
     tracker=_EvalModeTraining,
 )
