@@ -104,6 +104,7 @@ def lint_files(
             if result is not None:
                 results[index] = result
                 done()
+                analyses.poll()
                 continue
             waiting[index] = (data, key)
             analyses.submit(index, (task.path, data, task.settings, options))
@@ -165,6 +166,8 @@ Work = tuple[str, bytes, Settings, Options]
 # after the time limit, a worker gets this long to report GL902 itself before it is killed
 # (the limit is checked between Python instructions: libcst's native parser cannot see it)
 GRACE_SECONDS = 5.0
+# how long a worker asked to stop gets to end by itself
+STOP_SECONDS = 0.5
 
 
 class _Analyses:
@@ -191,7 +194,13 @@ class _Analyses:
             self.finished(index, _lint_one(*work))
             return
         self.todo.append((index, work))
-        self._collect(block=False)
+        self.poll()
+
+    def poll(self) -> None:
+        """Hand out work and take the results that are in, without waiting (called between
+        the files read, so no worker idles while files without training code are read)."""
+        if self.todo or self.busy:
+            self._collect(block=False)
 
     def wait(self) -> None:
         """Until every file submitted is finished."""
@@ -199,21 +208,35 @@ class _Analyses:
             self._collect(block=True)
 
     def close(self) -> None:
-        for worker in self.idle + [w for w, _, _, _ in self.busy.values()]:
-            worker.stop()
+        """Stop every worker at once: a busy one is killed (its result is not wanted any
+        more), an idle one asked to end, all of them within one grace period."""
+        busy = [w for w, _, _, _ in self.busy.values()]
+        for worker in busy:
+            worker.kill()
+        for worker in self.idle:
+            worker.ask_to_stop()
+        ending = time.monotonic() + STOP_SECONDS
+        for worker in busy + self.idle:
+            worker.reap(max(0.0, ending - time.monotonic()))
         self.idle, self.busy = [], {}
 
     def _collect(self, block: bool) -> None:
         """Start what can start, then take the results that are in (with `block`, waiting for
-        at least one, or for the first time limit to pass)."""
+        at least one, or for the first time limit to pass). Results are taken before any
+        time limit is judged, and handled after: writing a fix may take long, and a worker
+        that answered meanwhile is not past its limit."""
+        taken: list[tuple[int, FileResult]] = []
         while self.todo and len(self.busy) < self.count:
             index, work = self.todo.popleft()
-            worker = self.idle.pop() if self.idle else self._new_worker()
-            worker.conn.send(work)
-            self.busy[worker.conn] = (worker, index, work, time.monotonic())
-        if not self.busy:
-            return
-        for ready in wait(list(self.busy), timeout=self._wait_time() if block else 0):
+            worker = self._handed(work)
+            if worker is None:
+                taken.append((index, _died(work[0])))
+            else:
+                self.busy[worker.conn] = (worker, index, work, time.monotonic())
+        ready_ones = (
+            wait(list(self.busy), timeout=self._wait_time() if block else 0) if self.busy else []
+        )
+        for ready in ready_ones:
             conn = cast(Connection, ready)
             worker, index, work, _ = self.busy.pop(conn)
             try:
@@ -225,12 +248,33 @@ class _Analyses:
             except (EOFError, OSError):
                 worker.stop()
                 result = _died(work[0])
-            self.finished(index, result)
+            taken.append((index, result))
         for conn, (worker, index, work, started) in list(self.busy.items()):
-            if self.deadline is not None and time.monotonic() - started > self.deadline:
+            late = self.deadline is not None and time.monotonic() - started > self.deadline
+            if late and not conn.poll():
                 del self.busy[conn]
                 worker.stop()
-                self.finished(index, _timed_out(work[0], work[3].timeout))
+                taken.append((index, _timed_out(work[0], work[3].timeout)))
+        for index, result in taken:
+            self.finished(index, result)
+
+    def _handed(self, work: Work) -> _Worker | None:
+        """A worker that took `work`: an idle one, or a new one when the idle ones are gone (a
+        worker can die while it waits, killed for memory); None if a new one died too."""
+        while self.idle:
+            worker = self.idle.pop()
+            try:
+                worker.conn.send(work)
+                return worker
+            except OSError:
+                worker.stop()
+        worker = self._new_worker()
+        try:
+            worker.conn.send(work)
+        except OSError:
+            worker.stop()
+            return None
+        return worker
 
     def _new_worker(self) -> _Worker:
         if self.context is None:
@@ -261,9 +305,20 @@ class _Worker:
         child.close()
 
     def stop(self) -> None:
+        self.ask_to_stop()
+        self.reap(STOP_SECONDS)
+
+    def ask_to_stop(self) -> None:
         with suppress(OSError, ValueError):
             self.conn.send(None)
-        self.process.join(timeout=0.5)
+
+    def kill(self) -> None:
+        with suppress(OSError):
+            self.process.kill()
+
+    def reap(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the process to end, then kill it."""
+        self.process.join(timeout=grace)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
