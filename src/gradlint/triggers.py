@@ -92,7 +92,7 @@ def triggered(text: str, codes: tuple[str, ...]) -> bool:
 
 @functools.cache
 def _triggers_of(codes: tuple[str, ...]) -> tuple[tuple[Item, ...], ...]:
-    """These rules' triggers, each as a tuple of words, without repeats."""
+    """These rules' triggers, each as a tuple of items, without repeats."""
     from gradlint.rules.catalogue import CATALOGUE
 
     triggers = (
