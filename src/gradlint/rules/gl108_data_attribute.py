@@ -36,7 +36,8 @@ call (a loss). `.data` of anything else (`batch.data`, `dataset.data`, a NumPy a
 `.data`, `m.weight` of `for m in model.modules()`) is not reported, nor is reading a parameter
 through `.data` to copy or log it (`p.data.clone()`, `p.data.norm()`).
 
-Initialisation is not reported either: writes in `__init__`, `reset_parameters` or a function
+Initialisation is not reported either: writes in `__init__`, `reset_parameters` (or
+`_reset_parameters`, `reset_parameters2`, `reset_params`) or a function
 whose name contains `init` (a model being built has no graph waiting for its backward). Nor is
 a plain assignment `p.data = other` (`p.data = p.data.half()`, `p.data = shared_buffer` as
 DDP and FSDP do): it rebinds the tensor to other storage, of any dtype, device or shape, which
@@ -349,7 +350,11 @@ def _initialising(node: cst.CSTNode, tree: Tree) -> bool:
 
 
 def _initialiser(function: str | None) -> bool:
-    return function is not None and (function == "reset_parameters" or "init" in function.lower())
+    """`__init__`, `init_weights`, `reset_parameters` and its variants (`_reset_parameters`,
+    `reset_parameters2`, `reset_params`)."""
+    if function is None:
+        return False
+    return function.lstrip("_").startswith("reset_param") or "init" in function.lower()
 
 
 def _rebinds(small: cst.BaseSmallStatement | None, data: cst.Attribute) -> bool:
