@@ -62,11 +62,12 @@ class Analysis:
         return self._reads
 
 
-# Frameworks whose backward() does not accumulate into torch's .grad (MXNet overwrites by default)
+# Frameworks whose backward() does not accumulate into torch's .grad (MXNet overwrites by default;
+# NVIDIA Warp's `tape.backward` has its own `tape.zero()`)
 # or whose resets gradlint does not know (paddle's clear_grad()): their modules are not analysed
 # unless they also import torch.
 _OTHER_FRAMEWORK = re.compile(
-    r"^\s*(?:import|from)\s+(?:mxnet|tensorflow|jax|paddle|mindspore)\b", re.MULTILINE
+    r"^\s*(?:import|from)\s+(?:mxnet|tensorflow|jax|paddle|mindspore|warp)\b", re.MULTILINE
 )
 _TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 

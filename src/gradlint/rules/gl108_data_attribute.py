@@ -37,8 +37,9 @@ call (a loss). `.data` of anything else (`batch.data`, `dataset.data`, a NumPy a
 through `.data` to copy or log it (`p.data.clone()`, `p.data.norm()`).
 
 Initialisation is not reported either: writes in `__init__`, `reset_parameters` (or
-`_reset_parameters`, `reset_parameters2`, `reset_params`) or a function
-whose name contains `init` (a model being built has no graph waiting for its backward). Nor is
+`_reset_parameters`, `reset_parameters2`, `reset_params`), a function whose name contains
+`init`, or a method that only those call (`self.reset()` from `__init__`, and nothing else in
+the module mentions `.reset`): a model being built has no graph waiting for its backward. Nor is
 a plain assignment `p.data = other` (`p.data = p.data.half()`, `p.data = shared_buffer` as
 DDP and FSDP do): it rebinds the tensor to other storage, of any dtype, device or shape, which
 nothing but `.data` can do, and `copy_` would not be the same.
@@ -328,7 +329,7 @@ def _classify(
             return None
         if base.endswith(".grad"):
             return _Use(data, reported, "grad", "a gradient", small)
-        if _initialising(data, tree):
+        if _initialising(data, context):
             return None
         evidence = _evidence(base, data, tree, tracked, losses, context)
         if evidence is None:
@@ -340,13 +341,35 @@ def _classify(
     return None
 
 
-def _initialising(node: cst.CSTNode, tree: Tree) -> bool:
-    """Inside `__init__`, `reset_parameters` or an `*init*` function: a model being built has
-    no graph waiting for a backward."""
-    for ancestor in tree.ancestors(node):
+def _initialising(node: cst.CSTNode, context: Context) -> bool:
+    """Inside `__init__`, `reset_parameters` or an `*init*` function, or a method only
+    `__init__` calls (`self.reset()` of a noisy layer): a model being built has no graph
+    waiting for a backward."""
+    for ancestor in context.tree.ancestors(node):
         if isinstance(ancestor, cst.FunctionDef):
-            return _initialiser(ancestor.name.value)
+            name = ancestor.name.value
+            return _initialiser(name) or _called_only_while_initialising(name, context)
     return False
+
+
+def _called_only_while_initialising(method: str, context: Context) -> bool:
+    """Every mention of `.method` in the module is inside an initialiser, and one of them is a
+    call `self.method()` (a method called from elsewhere, or another module, is not)."""
+    called = False
+    for node in context.listed.of_type(cst.Attribute):
+        assert isinstance(node, cst.Attribute)
+        if node.attr.value != method:
+            continue
+        function = next(
+            (a for a in context.tree.ancestors(node) if isinstance(a, cst.FunctionDef)), None
+        )
+        if function is None or not _initialiser(function.name.value):
+            return False
+        parent = context.tree.parent.get(id(node))
+        called = called or (
+            dotted(node.value) == "self" and isinstance(parent, cst.Call) and parent.func is node
+        )
+    return called
 
 
 def _initialiser(function: str | None) -> bool:
