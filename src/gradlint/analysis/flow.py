@@ -986,6 +986,10 @@ class Flow:
             ctx.leaving,
             ctx.inlining,
         )
+        # a parameter bound to anything but a caller's name (`update(log_prob.detach())`) is
+        # the callee's own from the start: no tracker takes it for the caller's name spelled
+        # alike (what they knew of that name goes at the end of the call anyway, below)
+        states = self._forget_locals(states, parameters - aliases.keys())
         # callers' states differ mostly in what the callee cannot see: group them by it
         groups: dict[State, set[State]] = {}
         for s in states:
