@@ -89,8 +89,7 @@ def lint_files(
             options.cache.put(key, result.diagnostics)
         done()
 
-    analyses = _Analyses(options, finished)
-    try:
+    with _Analyses(options, finished) as analyses:
         for index in sorted(range(len(tasks)), key=lambda i: _size(tasks[i].path), reverse=True):
             task = tasks[index]
             result, data = _without_analysis(task, options)
@@ -109,8 +108,6 @@ def lint_files(
             waiting[index] = (data, key)
             analyses.submit(index, (task.path, data, task.settings, options))
         analyses.wait()
-    finally:
-        analyses.close()
     return [r for r in results if r is not None]
 
 
@@ -153,12 +150,9 @@ def _nothing() -> None:
 def lint_data(path: str, data: bytes, settings: Settings, options: Options) -> FileResult:
     """One source that is not a file (standard input), under the same limits as files."""
     found: list[FileResult] = []
-    analyses = _Analyses(options, lambda _, result: found.append(result))
-    try:
+    with _Analyses(options, lambda _, result: found.append(result)) as analyses:
         analyses.submit(0, (path, data, settings, options))
         analyses.wait()
-    finally:
-        analyses.close()
     return found[0]
 
 
@@ -177,7 +171,8 @@ class _Analyses:
     whose files are all cached or free of training code never loads libcst and the analysis.
 
     A worker lints one file at a time, so that a file whose worker dies or hangs costs only
-    that file: a worker past its time limit is killed and replaced."""
+    that file: a worker past its time limit is killed and replaced. Used as a context: its
+    workers end with it, however it is left (Ctrl-C included)."""
 
     def __init__(self, options: Options, finished: Callable[[int, FileResult], None]):
         self.finished = finished
@@ -206,6 +201,12 @@ class _Analyses:
         """Until every file submitted is finished."""
         while self.todo or self.busy:
             self._collect(block=True)
+
+    def __enter__(self) -> _Analyses:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Stop every worker at once: a busy one is killed (its result is not wanted any
@@ -261,20 +262,16 @@ class _Analyses:
     def _handed(self, work: Work) -> _Worker | None:
         """A worker that took `work`: an idle one, or a new one when the idle ones are gone (a
         worker can die while it waits, killed for memory); None if a new one died too."""
-        while self.idle:
-            worker = self.idle.pop()
+        while True:
+            new = not self.idle
+            worker = self._new_worker() if new else self.idle.pop()
             try:
                 worker.conn.send(work)
                 return worker
             except OSError:
                 worker.stop()
-        worker = self._new_worker()
-        try:
-            worker.conn.send(work)
-        except OSError:
-            worker.stop()
-            return None
-        return worker
+                if new:
+                    return None
 
     def _new_worker(self) -> _Worker:
         if self.context is None:
@@ -320,7 +317,7 @@ class _Worker:
         """Wait up to `grace` seconds for the process to end, then kill it."""
         self.process.join(timeout=grace)
         if self.process.is_alive():
-            self.process.kill()
+            self.kill()
             self.process.join()
         self.conn.close()
 
