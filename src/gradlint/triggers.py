@@ -159,12 +159,7 @@ def code_words(tree: ast.AST) -> CodeWords:
             identifiers.add(node.name)  # type: ignore[attr-defined]
         elif kind is ast.ImportFrom:
             identifiers.update((node.module or "").split("."))  # type: ignore[attr-defined]
-        for field in node._fields:
-            value = getattr(node, field, None)
-            if type(value) is list:
-                stack.extend(item for item in value if isinstance(item, ast.AST))
-            elif isinstance(value, ast.AST) and value._fields:  # not a Load, an operator...
-                stack.append(value)
+        stack.extend(child_nodes(node))
     return CodeWords(
         frozenset(identifiers | attributes),
         frozenset(attributes),
@@ -174,6 +169,20 @@ def code_words(tree: ast.AST) -> CodeWords:
 
 
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """`ast.iter_child_nodes(node)` as a list, without its generator's cost and without the
+    nodes that have no fields (`Load`, `Store`, operators): what the walks of CPython's tree
+    before parsing (here and in the rules' prechecks) step into."""
+    found: list[ast.AST] = []
+    for field in node._fields:
+        value = getattr(node, field, None)
+        if type(value) is list:
+            found.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST) and value._fields:
+            found.append(value)
+    return found
 
 
 def _callee(func: ast.expr) -> str:

@@ -15,6 +15,7 @@ from gradlint.analysis.torch_api import grad_enabled, makes_leaf, torch_no_grad_
 from gradlint.fixes import wrap_in_with
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
 from gradlint.tree import Tree
+from gradlint.triggers import child_nodes
 
 CODE = "GL108"
 DOCS = """## What it does
@@ -181,12 +182,7 @@ def precheck(tree: ast.AST) -> bool:
                 if use == "write" and (grad or not _initialiser(function)):
                     return True
                 reads = reads or use == "read"
-        for field in node._fields:  # ast.iter_child_nodes, without its generator's cost
-            value = getattr(node, field, None)
-            if type(value) is list:
-                stack.extend((item, node, function) for item in value if isinstance(item, ast.AST))
-            elif isinstance(value, ast.AST) and value._fields:  # not a Load or Store
-                stack.append((value, node, function))
+        stack.extend((child, node, function) for child in child_nodes(node))
     return reads and backward
 
 

@@ -12,6 +12,7 @@ import libcst as cst
 from gradlint.analysis.syntax import argument, code_of, dotted
 from gradlint.analysis.tracking import At, Report, Tracker, common
 from gradlint.rules.base import Context, Rewrite, Rule, Violation
+from gradlint.triggers import child_nodes
 
 CODE = "GL110"
 DOCS = """## What it does
@@ -195,7 +196,10 @@ def precheck(tree: ast.AST) -> bool:
     """Whether CPython's tree of a module makes a leaf as `_made_leaf` reads it, before libcst
     parses it: a torch factory given `requires_grad=True`, or `.requires_grad_()` (or with
     `True`) on a chain of method calls that starts from one."""
-    for node in ast.walk(tree):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(child_nodes(node))
         if type(node) is not ast.Call:
             continue
         call = cast(ast.Call, node)
